@@ -1,0 +1,25 @@
+# Two entry points for a newcomer: `make demo` (the main job) and `make test` (the suite).
+# Both create .venv and install what they need. torch is pinned to the CPU build first so that
+# pip never pulls a multi-GB CUDA wheel on a CPU machine; GPU users install `.[gpu]` themselves.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test lint
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	WANDB_MODE=offline $(PY) scripts/demo.py
+
+test: $(STAMP)
+	$(PY) -m ruff check src scripts tests benchmarks examples
+	WANDB_MODE=offline $(PY) -m pytest -n 2 tests
