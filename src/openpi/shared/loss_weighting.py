@@ -22,7 +22,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from collections.abc import Sequence
 import dataclasses
-from typing import Any, Literal, Protocol
+from typing import Any
+from typing import Literal
+from typing import Protocol
 
 import numpy as np
 
@@ -208,7 +210,7 @@ def group_metrics(
 ) -> dict[str, Array]:
     """Per group: unweighted ``loss/<g>``, ``loss_share/<g>`` of the weighted loss, mean ``weight/<g>``."""
     err = ops.stop_gradient(per_dim_loss)
-    b, h, d = err.shape
+    b, h, _ = err.shape
     membership = ops.constant(groups.membership, err)  # [D, G]
     counts = groups.membership.sum(axis=0) * b * h  # elements per group
     w = ops.ones_like(err) if weights is None else ops.stop_gradient(weights) * ops.ones_like(err)  # [B, H, D]
