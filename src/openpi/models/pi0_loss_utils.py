@@ -29,6 +29,9 @@ class _JaxOps:
     def sum(self, x, axes):
         return jnp.sum(x, axis=axes)
 
+    def matmul(self, x, y):
+        return jnp.matmul(x, y, precision=jax.lax.Precision.HIGHEST)
+
     def sqrt(self, x):
         return jnp.sqrt(x)
 

@@ -27,6 +27,9 @@ class _TorchOps:
     def sum(self, x, axes):
         return x.sum(dim=axes)
 
+    def matmul(self, x, y):
+        return torch.matmul(x, y)
+
     def sqrt(self, x):
         return torch.sqrt(x)
 

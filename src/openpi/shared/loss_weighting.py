@@ -154,6 +154,9 @@ class ArrayOps(Protocol):
     def sum(self, x: Array, axes: tuple[int, ...]) -> Array:
         """Sum over ``axes``, dropping them."""
 
+    def matmul(self, x: Array, y: Array) -> Array:
+        """``x @ y`` in full float32 precision."""
+
     def sqrt(self, x: Array) -> Array: ...
 
     def clip(self, x: Array, lo: float, hi: float) -> Array: ...
@@ -188,7 +191,7 @@ def loss_weights(weighting: LossWeighting, actions: Array, ops: ArrayOps) -> Arr
     per_dim_group_weight = np.asarray(weighting.group_weights)[groups.dim_to_group]
     if not weighting.use_delta_weighting:
         return ops.constant(per_dim_group_weight / per_dim_group_weight.mean(), actions)
-    squared = ops.sum((change * change)[..., None] * ops.constant(groups.membership, actions), axes=(2,))  # [B,H,G]
+    squared = ops.matmul(change * change, ops.constant(groups.membership, actions))  # [B, H, G]
     delta_g = _time_weight(ops.sqrt(squared), weighting.delta, ops)
     delta_g = delta_g / ops.mean(delta_g, axes=(0, 1))
     w = ops.take_last(delta_g, groups.dim_to_group) * ops.constant(per_dim_group_weight, actions)  # [B, H, D]
@@ -216,7 +219,7 @@ def group_metrics(
     w = ops.ones_like(err) if weights is None else ops.stop_gradient(weights) * ops.ones_like(err)  # [B, H, D]
 
     def per_group_sum(x: Array) -> Array:
-        return ops.sum(ops.sum(x, axes=(0, 1))[:, None] * membership, axes=(0,))  # [G]
+        return ops.matmul(ops.sum(x, axes=(0, 1)), membership)  # [G]
 
     err_sum = per_group_sum(err)
     weighted_sum = per_group_sum(w * err)
