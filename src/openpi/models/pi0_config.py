@@ -4,13 +4,28 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 import dataclasses
 import functools
+import re
 
+import flax.nnx as nnx
+import jax
+import jax.numpy as jnp
+
+from openpi.models import gemma as _gemma
+from openpi.models import model as _model
+from openpi.models import pi0 as _pi0
+from openpi.models import siglip as _siglip
 from openpi.shared import action_groups as _groups
 from openpi.shared import loss_weighting as _lw
 
 
+def path_regex(pattern: str) -> nnx.filterlib.Filter:
+    """An nnx filter matching parameters whose ``/``-joined path fully matches ``pattern``."""
+    compiled = re.compile(pattern)
+    return lambda path, _: compiled.fullmatch("/".join(str(p) for p in path)) is not None
+
+
 @dataclasses.dataclass(frozen=True)
-class Pi0Config:
+class Pi0Config(_model.BaseModelConfig):
     """pi0 / pi0.5 configuration (openpi's fields and defaults) with the loss-weighting fields of this project.
 
     ``loss_weighting_strategy`` defaults to ``"uniform"``, upstream openpi's behaviour. ``action_groups`` maps a
@@ -22,6 +37,10 @@ class Pi0Config:
     dtype: str = "bfloat16"
     paligemma_variant: str = "gemma_2b"
     action_expert_variant: str = "gemma_300m"
+    # SigLIP size (big_vision name); openpi checkpoints use So400m/14, tests and demos a tiny tower like mu/16.
+    vision_variant: str = "So400m/14"
+    # Model input size; openpi uses 224x224 (256 patches at /14). Smaller sizes only make sense for tiny models.
+    image_resolution: tuple[int, int] = _model.IMAGE_RESOLUTION
 
     action_dim: int = 32
     action_horizon: int = 50
@@ -47,6 +66,18 @@ class Pi0Config:
             object.__setattr__(self, "max_token_len", 200 if self.pi05 else 48)
         if self.discrete_state_input is None:
             object.__setattr__(self, "discrete_state_input", self.pi05)
+        for field in ("paligemma_variant", "action_expert_variant"):
+            if getattr(self, field) not in _gemma.VARIANTS:
+                raise ValueError(
+                    f"Pi0Config.{field}={getattr(self, field)!r} is not a Gemma variant; choose one of "
+                    f"{list(_gemma.VARIANTS)}."
+                )
+        patch = _siglip.decode_variant(self.vision_variant)["patch"]
+        if any(size % patch for size in self.image_resolution):
+            raise ValueError(
+                f"Pi0Config.image_resolution={self.image_resolution} must be a multiple of the patch size {patch} "
+                f"of vision_variant={self.vision_variant!r}."
+            )
         self.loss_weighting  # noqa: B018  # validate now, not at the first training step
 
     @functools.cached_property
@@ -67,3 +98,40 @@ class Pi0Config:
                 max_weight=self.delta_max_weight,
             ),
         )
+
+    @property
+    def model_type(self) -> _model.ModelType:
+        return _model.ModelType.PI05 if self.pi05 else _model.ModelType.PI0
+
+    def create(self, rng: jax.Array) -> _pi0.Pi0:
+        """A ``Pi0`` with freshly initialised float32 parameters (computation runs in ``dtype``)."""
+        return _pi0.Pi0(self, rngs=nnx.Rngs(rng))
+
+    def inputs_spec(self, *, batch_size: int = 1) -> tuple[_model.Observation, _model.Actions]:
+        image = jax.ShapeDtypeStruct((batch_size, *self.image_resolution, 3), jnp.float32)
+        mask = jax.ShapeDtypeStruct((batch_size,), jnp.bool_)
+        observation = _model.Observation(
+            images=dict.fromkeys(_model.IMAGE_KEYS, image),
+            image_masks=dict.fromkeys(_model.IMAGE_KEYS, mask),
+            state=jax.ShapeDtypeStruct((batch_size, self.action_dim), jnp.float32),
+            tokenized_prompt=jax.ShapeDtypeStruct((batch_size, self.max_token_len), jnp.int32),
+            tokenized_prompt_mask=jax.ShapeDtypeStruct((batch_size, self.max_token_len), jnp.bool_),
+        )
+        actions = jax.ShapeDtypeStruct((batch_size, self.action_horizon, self.action_dim), jnp.float32)
+        return observation, actions
+
+    def get_freeze_filter(self) -> nnx.filterlib.Filter:
+        """Parameters to freeze for LoRA fine-tuning (openpi's rule): the base weights of every LoRA-adapted
+        Gemma expert; LoRA factors and everything else stay trainable. ``nnx.Nothing`` without LoRA."""
+        llm = path_regex(".*llm.*")
+        expert = path_regex(".*llm.*_1.*")
+        filters = []
+        if "lora" in self.paligemma_variant:
+            filters.append(llm)
+            if "lora" not in self.action_expert_variant:
+                filters.append(nnx.Not(expert))
+        elif "lora" in self.action_expert_variant:
+            filters.append(expert)
+        if not filters:
+            return nnx.Nothing
+        return nnx.All(*filters, nnx.Not(path_regex(".*lora.*")))
