@@ -1,0 +1,21 @@
+"""Native LeRobot dataset access (v2.1 and v3.0) and the miniature B1K dataset writer."""
+
+from openpi.datasets.columns import ColumnData
+from openpi.datasets.columns import read_columns
+from openpi.datasets.lerobot import DatasetFormatError
+from openpi.datasets.lerobot import DatasetNotFoundError
+from openpi.datasets.lerobot import LeRobotDataset
+from openpi.datasets.lerobot import LeRobotMetadata
+from openpi.datasets.lerobot import resolve_root
+from openpi.datasets.video import VideoDecodeError
+
+__all__ = [
+    "ColumnData",
+    "DatasetFormatError",
+    "DatasetNotFoundError",
+    "LeRobotDataset",
+    "LeRobotMetadata",
+    "VideoDecodeError",
+    "read_columns",
+    "resolve_root",
+]

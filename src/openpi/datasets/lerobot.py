@@ -1,0 +1,406 @@
+"""Native reader for local LeRobot datasets, v2.1 (one parquet/mp4 per episode) and v3.0 (many per file).
+
+Every path comes from ``meta/info.json`` templates; nothing about the layout is assumed. `LeRobotMetadata`
+holds features, fps, tasks and per-episode file locations; `LeRobotDataset` maps a flat frame index over a
+subset of episodes to a sample dict with the frame's parquet values, an action chunk of length H (padded
+by repeating the episode's last action, flagged in ``action_is_pad``), the task string and decoded camera
+frames. The `lerobot` package is not used.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+import dataclasses
+import json
+import os
+import pathlib
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from openpi.datasets import video as _video
+
+# B1K's templates use the task index as the chunk (episode index = task × 10000 + local id), whatever
+# `chunks_size` says; the reader falls back to this when the `chunks_size` chunk has no file.
+B1K_EPISODES_PER_TASK = 10_000
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """No LeRobot dataset (or no ``meta/info.json``) at the expected place."""
+
+
+class DatasetFormatError(ValueError):
+    """A dataset file exists but does not hold what the metadata promises (columns, lengths, finite values)."""
+
+
+def lerobot_home() -> pathlib.Path:
+    """``$HF_LEROBOT_HOME``, default ``~/.cache/huggingface/lerobot``."""
+    return pathlib.Path(os.environ.get("HF_LEROBOT_HOME", "~/.cache/huggingface/lerobot")).expanduser()
+
+
+def download_command(repo_id: str, path: pathlib.Path) -> str:
+    return f"huggingface-cli download --repo-type dataset {repo_id} --local-dir {path}"
+
+
+def resolve_root(
+    repo_id: str | None = None, root: pathlib.Path | str | None = None, download: bool = False
+) -> pathlib.Path:
+    """The dataset root: ``root`` if given, else ``$HF_LEROBOT_HOME/<repo_id>``; downloads only when asked."""
+    if root is None and repo_id is None:
+        raise ValueError("Give a dataset root path or a repo_id.")
+    path = pathlib.Path(root).expanduser() if root is not None else lerobot_home() / str(repo_id)
+    info = path / "meta" / "info.json"
+    if info.exists():
+        return path
+    if download and repo_id is not None:
+        try:
+            import huggingface_hub
+        except ImportError:
+            raise DatasetNotFoundError(
+                f"No LeRobot dataset at {path} and huggingface_hub is not installed to download it; "
+                f"install it or run: {download_command(repo_id, path)}"
+            ) from None
+        huggingface_hub.snapshot_download(repo_id, repo_type="dataset", local_dir=str(path))
+        if info.exists():
+            return path
+    hint = f" Download it with: {download_command(repo_id, path)}" if repo_id else ""
+    if path.exists():
+        raise DatasetNotFoundError(f"{info} is missing: {path} is not a LeRobot dataset root.{hint}")
+    raise DatasetNotFoundError(f"No LeRobot dataset at {path} (looked for {info}).{hint}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EpisodeInfo:
+    """Where one episode lives. ``videos`` maps a video key to (file relative to root, start time in it)."""
+
+    episode_index: int
+    length: int
+    tasks: tuple[str, ...]
+    data_file: str
+    videos: dict[str, tuple[str, float]]
+
+
+def _read_jsonl(path: pathlib.Path) -> list[dict]:
+    if not path.exists():
+        raise DatasetNotFoundError(f"Metadata file missing: {path}")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@dataclasses.dataclass(frozen=True)
+class LeRobotMetadata:
+    """Everything in ``meta/``: info.json, tasks, episodes (in dataset order) and their file locations."""
+
+    root: pathlib.Path
+    info: dict
+    tasks: dict[int, str]
+    episodes: dict[int, EpisodeInfo]
+
+    @property
+    def version(self) -> str:
+        return str(self.info.get("codebase_version", ""))
+
+    @property
+    def fps(self) -> int:
+        return int(self.info["fps"])
+
+    @property
+    def features(self) -> dict[str, dict]:
+        return self.info["features"]
+
+    @property
+    def video_keys(self) -> list[str]:
+        return [k for k, f in self.features.items() if f.get("dtype") == "video"]
+
+    @property
+    def episode_indices(self) -> list[int]:
+        return list(self.episodes)
+
+    @property
+    def total_frames(self) -> int:
+        return sum(e.length for e in self.episodes.values())
+
+    def task_index(self, task: str) -> int:
+        for index, text in self.tasks.items():
+            if text == task:
+                return index
+        raise KeyError(f"Task {task!r} is not in {self.root / 'meta'}'s tasks.")
+
+    def data_path(self, episode_index: int) -> pathlib.Path:
+        return self.root / self.episode(episode_index).data_file
+
+    def video_path(self, episode_index: int, key: str) -> tuple[pathlib.Path, float]:
+        """The mp4 holding ``key`` for the episode and the episode's start time inside it."""
+        videos = self.episode(episode_index).videos
+        if key not in videos:
+            raise KeyError(f"'{key}' is not a video feature of {self.root}; video keys: {self.video_keys}.")
+        rel, start = videos[key]
+        return self.root / rel, start
+
+    def episode(self, episode_index: int) -> EpisodeInfo:
+        if episode_index not in self.episodes:
+            raise KeyError(f"Episode {episode_index} is not in {self.root} ({len(self.episodes)} episodes).")
+        return self.episodes[episode_index]
+
+    @classmethod
+    def load(cls, root: pathlib.Path | str) -> LeRobotMetadata:
+        root = pathlib.Path(root)
+        info_path = root / "meta" / "info.json"
+        if not info_path.exists():
+            raise DatasetNotFoundError(f"{info_path} is missing: {root} is not a LeRobot dataset root.")
+        info = json.loads(info_path.read_text())
+        for key in ("fps", "features", "data_path"):
+            if key not in info:
+                raise DatasetFormatError(f"{info_path} has no '{key}'.")
+        version = str(info.get("codebase_version", ""))
+        if version.startswith("v2"):
+            tasks, episodes = _load_v2(root, info)
+        elif version.startswith("v3"):
+            tasks, episodes = _load_v3(root, info)
+        else:
+            raise DatasetFormatError(f"{info_path}: unsupported codebase_version {version!r} (need v2.1 or v3.0).")
+        return cls(root=root, info=info, tasks=tasks, episodes=episodes)
+
+
+def _load_v2(root: pathlib.Path, info: dict) -> tuple[dict[int, str], dict[int, EpisodeInfo]]:
+    tasks = {int(row["task_index"]): str(row["task"]) for row in _read_jsonl(root / "meta" / "tasks.jsonl")}
+    chunks_size = int(info.get("chunks_size", 1000))
+    video_keys = [k for k, f in info["features"].items() if f.get("dtype") == "video"]
+    episodes = {}
+    for row in _read_jsonl(root / "meta" / "episodes.jsonl"):
+        index = int(row["episode_index"])
+        chunk = index // chunks_size
+        data_file = info["data_path"].format(episode_chunk=chunk, episode_index=index)
+        b1k_chunk = index // B1K_EPISODES_PER_TASK
+        if chunk != b1k_chunk and not (root / data_file).exists():
+            alternative = info["data_path"].format(episode_chunk=b1k_chunk, episode_index=index)
+            if (root / alternative).exists():
+                chunk, data_file = b1k_chunk, alternative
+        videos = {
+            key: (info["video_path"].format(episode_chunk=chunk, episode_index=index, video_key=key), 0.0)
+            for key in video_keys
+        }
+        episodes[index] = EpisodeInfo(index, int(row["length"]), tuple(row.get("tasks", ())), data_file, videos)
+    return tasks, episodes
+
+
+def _load_v3(root: pathlib.Path, info: dict) -> tuple[dict[int, str], dict[int, EpisodeInfo]]:
+    tasks_path = root / "meta" / "tasks.parquet"
+    if not tasks_path.exists():
+        raise DatasetNotFoundError(f"Metadata file missing: {tasks_path}")
+    table = pq.read_table(tasks_path).to_pydict()
+    names = table.get("task", table.get("__index_level_0__"))
+    if names is None:
+        raise DatasetFormatError(f"{tasks_path} has no task strings (no 'task' or '__index_level_0__' column).")
+    tasks = {int(i): str(t) for i, t in zip(table["task_index"], names)}
+
+    files = sorted((root / "meta" / "episodes").glob("*/*.parquet"))
+    if not files:
+        raise DatasetNotFoundError(f"No episode metadata under {root / 'meta' / 'episodes'}")
+    video_keys = [k for k, f in info["features"].items() if f.get("dtype") == "video"]
+    episodes = {}
+    for path in files:
+        rows = pq.read_table(path).to_pylist()
+        for row in rows:
+            index = int(row["episode_index"])
+            data_file = info["data_path"].format(chunk_index=row["data/chunk_index"], file_index=row["data/file_index"])
+            videos = {}
+            for key in video_keys:
+                rel = info["video_path"].format(
+                    video_key=key,
+                    chunk_index=row[f"videos/{key}/chunk_index"],
+                    file_index=row[f"videos/{key}/file_index"],
+                )
+                videos[key] = (rel, float(row[f"videos/{key}/from_timestamp"]))
+            episodes[index] = EpisodeInfo(index, int(row["length"]), tuple(row.get("tasks") or ()), data_file, videos)
+    episodes = dict(sorted(episodes.items()))
+    return tasks, episodes
+
+
+def column_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A parquet column as numpy: scalars → [N], fixed-size or equal-length lists → [N, D]."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    kind = column.type
+    if pa.types.is_fixed_size_list(kind):
+        values = column.flatten().to_numpy(zero_copy_only=False)
+        return values.reshape(len(column), kind.list_size)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        lengths = np.diff(column.offsets.to_numpy())
+        values = column.flatten().to_numpy(zero_copy_only=False)
+        if len(lengths) and np.all(lengths == lengths[0]):
+            return values.reshape(len(column), int(lengths[0]))
+        return np.array(np.split(values, np.cumsum(lengths)[:-1]), dtype=object)
+    return column.to_numpy(zero_copy_only=False)
+
+
+def check_finite(name: str, values: np.ndarray, episode_index: int, path: pathlib.Path, frames: np.ndarray) -> None:
+    """Raises naming the episode, frame and file of the first NaN/inf in a float column."""
+    if values.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        dims = np.flatnonzero(bad[row].reshape(-1)).tolist()
+        raise DatasetFormatError(
+            f"Non-finite '{name}' in episode {episode_index}, frame {int(frames[row])} (dims {dims}) in {path}."
+        )
+
+
+def read_parquet(path: pathlib.Path, columns: Sequence[str] | None) -> pa.Table:
+    """Reads ``columns`` (all when None) of one parquet file, with errors that name the file and column."""
+    if not path.exists():
+        raise DatasetNotFoundError(f"Parquet file not found: {path}")
+    try:
+        return pq.read_table(path, columns=None if columns is None else list(dict.fromkeys(columns)))
+    except (pa.ArrowInvalid, KeyError) as e:
+        names = pq.read_schema(path).names
+        missing = [c for c in columns or () if c not in names]
+        if missing:
+            raise DatasetFormatError(f"{path} has no column(s) {missing}; its columns are {names}.") from None
+        raise DatasetFormatError(f"Cannot read {path}: {e}") from e
+
+
+def episode_rows(table: pa.Table, episode_index: int, path: pathlib.Path) -> pa.Table:
+    """The rows of one episode in a (v3.0) multi-episode table; a v2.1 file is returned whole."""
+    if "episode_index" not in table.column_names:
+        return table
+    episodes = table.column("episode_index").to_numpy()
+    if len(episodes) and episodes[0] == episodes[-1] == episode_index:
+        return table
+    rows = np.flatnonzero(episodes == episode_index)
+    if len(rows) == 0:
+        raise DatasetFormatError(f"{path} holds no rows of episode {episode_index}.")
+    return table.slice(int(rows[0]), int(rows[-1] - rows[0] + 1))
+
+
+class LeRobotDataset:
+    """Frames of a local LeRobot dataset as sample dicts.
+
+    ``dataset[i]`` holds the frame's parquet values (``columns``, default every non-video feature plus
+    ``task_index``), ``frame_index``, ``episode_index``, ``task`` (the prompt string), the action chunk
+    ``[action_horizon, D]`` with ``action_is_pad`` when ``action_horizon`` is set, and one uint8 HWC image per
+    entry of ``camera_keys`` (default every video feature; ``()`` decodes no video).
+    """
+
+    def __init__(
+        self,
+        repo_id: str | None = None,
+        *,
+        root: pathlib.Path | str | None = None,
+        episodes: Sequence[int] | None = None,
+        action_horizon: int | None = None,
+        action_key: str = "action",
+        camera_keys: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None,
+        download: bool = False,
+        episode_cache_size: int = 8,
+    ):
+        self.meta = LeRobotMetadata.load(resolve_root(repo_id, root, download))
+        chosen = self.meta.episode_indices if episodes is None else [int(e) for e in episodes]
+        for e in chosen:
+            self.meta.episode(e)  # raises for unknown episodes
+        self.episodes = chosen
+        self.action_key = action_key
+        self.action_horizon = action_horizon
+        self.camera_keys = list(self.meta.video_keys if camera_keys is None else camera_keys)
+        unknown = [k for k in self.camera_keys if k not in self.meta.video_keys]
+        if unknown:
+            raise KeyError(f"Camera keys {unknown} are not video features; video keys: {self.meta.video_keys}.")
+        if columns is None:
+            columns = [k for k, f in self.meta.features.items() if f.get("dtype") != "video"]
+            # B1K stores task_index in the parquet without listing it under features.
+            if chosen and "task_index" not in columns:
+                first = self.meta.data_path(chosen[0])
+                if first.exists() and "task_index" in pq.read_schema(first).names:
+                    columns.append("task_index")
+        self.columns = list(dict.fromkeys([*columns, action_key]))
+        lengths = np.array([self.meta.episode(e).length for e in chosen], dtype=np.int64)
+        self._starts = np.concatenate([[0], np.cumsum(lengths)])
+        self._episode_cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
+        self._episode_cache_size = episode_cache_size
+        self._videos = _video.VideoReader()
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """(episode_index, frame_index) of flat sample ``index``."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"Sample {index} out of range [0, {len(self)}).")
+        k = int(np.searchsorted(self._starts, index, side="right") - 1)
+        return self.episodes[k], int(index - self._starts[k])
+
+    def frame_locations(self) -> tuple[np.ndarray, np.ndarray]:
+        """(episode_index, frame_index) arrays for every sample, e.g. to build per-sample weights."""
+        lengths = np.diff(self._starts)
+        episodes = np.repeat(np.asarray(self.episodes, dtype=np.int64), lengths)
+        frames = np.arange(len(self)) - np.repeat(self._starts[:-1], lengths)
+        return episodes, frames
+
+    def episode_data(self, episode_index: int) -> dict[str, np.ndarray]:
+        """The episode's parquet columns as numpy (cached per process), after format checks."""
+        if episode_index in self._episode_cache:
+            self._episode_cache.move_to_end(episode_index)
+            return self._episode_cache[episode_index]
+        info = self.meta.episode(episode_index)
+        path = self.meta.root / info.data_file
+        table = read_parquet(
+            path, self.columns if self.meta.version.startswith("v2") else [*self.columns, "episode_index"]
+        )
+        table = episode_rows(table, episode_index, path)
+        if table.num_rows != info.length:
+            raise DatasetFormatError(
+                f"Episode {episode_index} has {table.num_rows} rows in {path} but length {info.length} in meta/."
+            )
+        frames = np.arange(table.num_rows)
+        data = {}
+        for name in self.columns:
+            data[name] = column_to_numpy(table.column(name))
+            check_finite(name, data[name], episode_index, path, frames)
+        self._episode_cache[episode_index] = data
+        if len(self._episode_cache) > self._episode_cache_size:
+            self._episode_cache.popitem(last=False)
+        return data
+
+    def action_chunk(self, episode_index: int, frame_index: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        """Actions ``frame .. frame + horizon − 1``; past the episode end the last action repeats and is_pad is set."""
+        actions = self.episode_data(episode_index)[self.action_key]
+        steps = frame_index + np.arange(horizon)
+        return actions[np.minimum(steps, len(actions) - 1)], steps >= len(actions)
+
+    def decode_frame(self, episode_index: int, key: str, frame_index: int) -> np.ndarray:
+        """Camera ``key`` at the frame's timestamp as uint8 [H, W, 3]."""
+        path, start = self.meta.video_path(episode_index, key)
+        data = self.episode_data(episode_index)
+        timestamp = float(data["timestamp"][frame_index]) if "timestamp" in data else frame_index / self.meta.fps
+        return self._videos.read(path, start + timestamp, tolerance_s=0.4 / self.meta.fps)
+
+    def __getitem__(self, index: int) -> dict:
+        episode_index, frame_index = self.locate(int(index))
+        data = self.episode_data(episode_index)
+        sample = {name: values[frame_index] for name, values in data.items()}
+        sample["episode_index"] = np.int64(episode_index)
+        sample["frame_index"] = np.int64(frame_index)
+        if "task_index" in sample:
+            sample["task_index"] = np.int64(sample["task_index"])
+            sample["task"] = self.meta.tasks.get(int(sample["task_index"]), "")
+        else:
+            tasks = self.meta.episode(episode_index).tasks
+            sample["task"] = tasks[0] if tasks else ""
+            if sample["task"]:
+                sample["task_index"] = np.int64(self.meta.task_index(sample["task"]))
+        if self.action_horizon is not None:
+            chunk, is_pad = self.action_chunk(episode_index, frame_index, self.action_horizon)
+            sample[self.action_key], sample[f"{self.action_key}_is_pad"] = chunk, is_pad
+        for key in self.camera_keys:
+            sample[key] = self.decode_frame(episode_index, key, frame_index)
+        return sample
+
+    def __getstate__(self):
+        # Workers start with empty caches; open containers cannot be pickled.
+        state = self.__dict__.copy()
+        state["_episode_cache"] = OrderedDict()
+        state["_videos"] = _video.VideoReader()
+        return state
