@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -35,30 +34,15 @@ def id_observations(episode_index: np.ndarray, frame_index: np.ndarray, prompts:
     return {"episode_index": episode_index, "frame_index": frame_index, "prompt": prompts}
 
 
-@dataclasses.dataclass
 class _Sums:
-    """Running sums for one task (or overall)."""
+    """Running sums for one task (or overall); group arrays are indexed like the group names."""
 
-    num_groups: int
-    chunks: int = 0
-    sq_raw: np.ndarray = None  # per group
-    abs_raw: np.ndarray = None
-    sq_norm: np.ndarray = None
-    elements: np.ndarray = None
-    pred_motion_sq: np.ndarray = None
-    true_motion_sq: np.ndarray = None
-    motion_elements: np.ndarray = None
-    arm_pred: float = 0.0
-    arm_true: float = 0.0
-    grip_agree: float = 0.0
-    grip_total: float = 0.0
-    base_sq: float = 0.0
-    base_abs: float = 0.0
-    base_total: float = 0.0
-
-    def __post_init__(self):
-        for name in ("sq_raw", "abs_raw", "sq_norm", "elements", "pred_motion_sq", "true_motion_sq", "motion_elements"):
-            setattr(self, name, np.zeros(self.num_groups))
+    def __init__(self, num_groups: int):
+        self.chunks = 0
+        self.sq_raw, self.abs_raw, self.sq_norm, self.elements = (np.zeros(num_groups) for _ in range(4))
+        self.pred_motion_sq, self.true_motion_sq, self.motion_elements = (np.zeros(num_groups) for _ in range(3))
+        self.arm_pred = self.arm_true = self.grip_agree = self.grip_total = 0.0
+        self.base_sq = self.base_abs = self.base_total = 0.0
 
 
 def _add(s: _Sums, pred, true, pred_n, true_n, membership: np.ndarray, roles: common.BodyRoles) -> None:
