@@ -4,10 +4,17 @@ R1Pro's 23-dim action vector is ``base 0:3, trunk 3:7, left_arm 7:14, left_gripp
 right_gripper [22]``; models pad it to 32 dims, so dims 23:32 are padding. The layout often quoted in
 write-ups (right arm 14:21, grippers 21:23) is the order of the 2025 baseline's *state* vector, not of the
 actions; group weights built on it weight the left gripper as an arm joint and half the grippers as arm.
+
+`B1KInputs` / `B1KOutputs` convert between B1K dataset samples and the model; `proprio_to_state` builds the
+23-dim state from the 256-dim proprio, vectorized so statistics tools can apply it to whole columns.
 """
 
 from collections.abc import Mapping
+import dataclasses
+from typing import Literal
 import warnings
+
+import numpy as np
 
 from openpi.shared import action_groups as _groups
 
@@ -82,3 +89,110 @@ def check_r1pro_layout(
     for message in problems:
         warnings.warn(message, UserWarning, stacklevel=2)
     return problems
+
+
+# --- Inputs / outputs: B1K dataset sample → model dict, model output → robot action. ---
+
+# The three rgb cameras used for training and the model image slot each one fills.
+B1K_CAMERAS = {
+    "observation.images.rgb.head": "base_0_rgb",
+    "observation.images.rgb.left_wrist": "left_wrist_0_rgb",
+    "observation.images.rgb.right_wrist": "right_wrist_0_rgb",
+}
+PROPRIO_DIM = 256
+# Slices of the 256-dim proprio vector (B1K's `observation.state`).
+PROPRIO_BASE_QVEL = slice(253, 256)
+PROPRIO_TRUNK_QPOS = slice(236, 240)
+PROPRIO_ARM_LEFT_QPOS = slice(158, 165)
+PROPRIO_ARM_RIGHT_QPOS = slice(197, 204)
+PROPRIO_GRIPPER_LEFT_QPOS = slice(193, 195)
+PROPRIO_GRIPPER_RIGHT_QPOS = slice(232, 234)
+MAX_GRIPPER_WIDTH = 0.1  # m, sum of the two finger positions when fully open
+
+StateOrder = Literal["action", "baseline_2025"]
+
+
+def proprio_to_state(proprio: np.ndarray, state_order: StateOrder = "action") -> np.ndarray:
+    """[..., 256] proprio → [..., 23] state; works on one frame or a whole column.
+
+    ``"action"``: the action layout (base qvel 0:3, trunk 3:7, left arm 7:14, left gripper 14, right arm 15:22,
+    right gripper 22) with gripper widths mapped from [0, 0.1] m to [-1, 1] like the gripper actions.
+    ``"baseline_2025"``: the 2025 baseline's order ``[base, trunk, left arm, right arm, left width, right width]``
+    with raw widths in metres.
+    """
+    proprio = np.asarray(proprio, dtype=np.float32)
+    if proprio.shape[-1] != PROPRIO_DIM:
+        raise ValueError(f"B1K proprio must have {PROPRIO_DIM} dims, got shape {proprio.shape}.")
+    left_width = proprio[..., PROPRIO_GRIPPER_LEFT_QPOS].sum(-1, keepdims=True)
+    right_width = proprio[..., PROPRIO_GRIPPER_RIGHT_QPOS].sum(-1, keepdims=True)
+    base, trunk = proprio[..., PROPRIO_BASE_QVEL], proprio[..., PROPRIO_TRUNK_QPOS]
+    left, right = proprio[..., PROPRIO_ARM_LEFT_QPOS], proprio[..., PROPRIO_ARM_RIGHT_QPOS]
+    if state_order == "baseline_2025":
+        return np.concatenate([base, trunk, left, right, left_width, right_width], axis=-1)
+    if state_order != "action":
+        raise ValueError(f"Unknown state_order {state_order!r}; use 'action' or 'baseline_2025'.")
+
+    def to_unit(width: np.ndarray) -> np.ndarray:
+        return np.clip(width / MAX_GRIPPER_WIDTH, 0.0, 1.0) * 2.0 - 1.0
+
+    return np.concatenate([base, trunk, left, to_unit(left_width), right, to_unit(right_width)], axis=-1)
+
+
+def _to_uint8_hwc(image: np.ndarray) -> np.ndarray:
+    """Accepts uint8 HWC or float CHW/HWC in [0, 1] (what LeRobot tooling yields) and returns uint8 HWC."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[0] == 3 and image.shape[-1] != 3:
+        image = np.transpose(image, (1, 2, 0))
+    if np.issubdtype(image.dtype, np.floating):
+        image = np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
+    return image
+
+
+def b1k_repack_structure(camera_keys: Mapping[str, str] | None = None) -> dict:
+    """The `transforms.Repack` structure that turns a `LeRobotDataset` sample into B1KInputs' input."""
+    cameras = B1K_CAMERAS if camera_keys is None else camera_keys
+    return {
+        "images": {slot: key for key, slot in cameras.items()},
+        "state": "observation.state",
+        "actions": "action",
+        "prompt": "task",
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class B1KInputs:
+    """Repacked B1K sample → model dict: 23-dim state, images under the model's slots with masks, actions."""
+
+    state_order: StateOrder = "action"
+
+    def __call__(self, data: dict) -> dict:
+        out = {"state": proprio_to_state(data["state"], self.state_order)}
+        images = {slot: img for slot, img in data.get("images", {}).items() if img is not None}
+        if images:  # a statistics run over a dataset without video has none
+            self._add_images(images, out)
+        if "actions" in data:
+            out["actions"] = np.asarray(data["actions"], dtype=np.float32)
+        if "prompt" in data:
+            out["prompt"] = data["prompt"]
+        return out
+
+    @staticmethod
+    def _add_images(images: dict, out: dict) -> None:
+        """Every model slot gets an image; a missing camera is black with its mask off."""
+        template = _to_uint8_hwc(next(iter(images.values())))
+        out["image"], out["image_mask"] = {}, {}
+        for slot in B1K_CAMERAS.values():
+            if images.get(slot) is not None:
+                out["image"][slot] = _to_uint8_hwc(images[slot])
+                out["image_mask"][slot] = np.True_
+            else:
+                out["image"][slot] = np.zeros_like(template)
+                out["image_mask"][slot] = np.False_
+
+
+@dataclasses.dataclass(frozen=True)
+class B1KOutputs:
+    """Model output → R1Pro action: the first 23 of the padded action dims."""
+
+    def __call__(self, data: dict) -> dict:
+        return {"actions": np.asarray(data["actions"])[..., :R1PRO_ACTION_DIM]}

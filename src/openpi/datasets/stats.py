@@ -1,0 +1,103 @@
+"""Normalization statistics straight from parquet columns: no video, no per-sample Python.
+
+Reads only the state and action columns, episode group by episode group, applies vectorized state/action
+transforms to whole columns and streams them into `RunningStats`. With ``action_horizon`` H > 1 each action
+is weighted by the number of length-H chunks (padded by repeating the last action) that contain it, which
+reproduces exactly the statistics of iterating a data loader that yields action chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Sequence
+import pathlib
+
+import numpy as np
+import tqdm
+
+from openpi.datasets import columns as _columns
+from openpi.datasets import lerobot as _lerobot
+from openpi.shared import normalize as _normalize
+
+ColumnTransform = Callable[[np.ndarray], np.ndarray]
+
+
+def chunk_weights(length: int, horizon: int) -> np.ndarray:
+    """How often each of an episode's actions appears among its ``length`` chunks of ``horizon`` actions."""
+    t = np.arange(length)
+    weights = np.minimum(t, horizon - 1) + 1.0
+    weights[-1] = length * horizon - weights[:-1].sum()
+    return weights
+
+
+def _select(meta: _lerobot.LeRobotMetadata, episodes: Sequence[int] | None, max_frames: int | None, seed: int):
+    """(episodes, lengths to use): all in order, or a seeded random subset of about ``max_frames`` frames."""
+    chosen = meta.episode_indices if episodes is None else [int(e) for e in episodes]
+    lengths = [meta.episode(e).length for e in chosen]
+    if max_frames is None or max_frames >= sum(lengths):
+        return chosen, lengths
+    order = np.random.default_rng(seed).permutation(len(chosen))
+    picked, used, total = [], [], 0
+    for k in order:
+        take = min(lengths[k], max_frames - total)
+        picked.append(chosen[k])
+        used.append(take)
+        total += take
+        if total >= max_frames:
+            break
+    return picked, used
+
+
+def compute_norm_stats(
+    source: _lerobot.LeRobotMetadata | _lerobot.LeRobotDataset | pathlib.Path | str,
+    *,
+    state_key: str = "observation.state",
+    action_key: str = "action",
+    state_transform: ColumnTransform | None = None,
+    action_transform: ColumnTransform | None = None,
+    action_horizon: int = 1,
+    max_frames: int | None = None,
+    episodes: Sequence[int] | None = None,
+    seed: int = 0,
+    episodes_per_read: int = 64,
+    progress: bool = True,
+) -> dict[str, _normalize.NormStats]:
+    """``{"state": NormStats, "actions": NormStats}`` over the selected episodes.
+
+    ``state_transform`` / ``action_transform`` map a whole [N, D] column (e.g. B1K's 256-dim proprio to the
+    23-dim state). ``max_frames`` limits the work to a seeded random subset of episodes (the last one cut
+    short). A `LeRobotDataset` source uses its episode selection unless ``episodes`` is given.
+    """
+    if isinstance(source, _lerobot.LeRobotDataset):
+        episodes = source.episodes if episodes is None else episodes
+        meta = source.meta
+    elif isinstance(source, _lerobot.LeRobotMetadata):
+        meta = source
+    else:
+        meta = _lerobot.LeRobotMetadata.load(source)
+    if action_horizon < 1:
+        raise ValueError(f"action_horizon must be >= 1, got {action_horizon}.")
+    chosen, lengths = _select(meta, episodes, max_frames, seed)
+    state_stats, action_stats = _normalize.RunningStats(), _normalize.RunningStats()
+    with tqdm.tqdm(total=sum(lengths), desc="Norm stats", unit="frame", unit_scale=True, disable=not progress) as bar:
+        for start in range(0, len(chosen), episodes_per_read):
+            group = chosen[start : start + episodes_per_read]
+            data = _columns.read_columns(meta, [state_key, action_key], episodes=group)
+            keep = np.concatenate(
+                [np.arange(a, a + n) for a, n in zip(data.starts[:-1], lengths[start : start + len(group)])]
+            )
+            state = data[state_key][keep]
+            actions = data[action_key][keep]
+            if state_transform is not None:
+                state = state_transform(state)
+            if action_transform is not None:
+                actions = action_transform(actions)
+            weights = None
+            if action_horizon > 1:
+                weights = np.concatenate(
+                    [chunk_weights(n, action_horizon) for n in lengths[start : start + len(group)]]
+                )
+            state_stats.update(state)
+            action_stats.update(actions, weights)
+            bar.update(len(keep))
+    return {"state": state_stats.get_statistics(), "actions": action_stats.get_statistics()}

@@ -1,0 +1,237 @@
+"""Training data: LeRobot frames through the transform pipeline, batched for JAX or PyTorch.
+
+`FrameDataset` applies the transforms to `LeRobotDataset` samples; `DataLoader` batches them with
+torch worker processes, a seeded order per epoch (a permutation, or weighted draws with replacement when
+per-sample weights are given) and returns either openpi's `(Observation, actions)` or the nested batch dict
+``{"image", "image_mask", "state", "tokenized_prompt", "tokenized_prompt_mask", "actions"}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Sequence
+import pathlib
+from typing import Any
+from typing import Literal
+
+import numpy as np
+import torch.utils.data
+
+from openpi import transforms as _transforms
+from openpi.datasets import lerobot as _lerobot
+from openpi.policies import b1k_policy
+from openpi.shared import normalize as _normalize
+
+Framework = Literal["jax", "pytorch", "numpy"]
+# Per-sample weights: an array aligned with the dataset, or a function of (episode_index[N], frame_index[N]).
+SampleWeights = np.ndarray | Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+class FrameDataset:
+    """A map-style dataset: ``transform(dataset[i])``."""
+
+    def __init__(self, dataset: _lerobot.LeRobotDataset, transforms: Sequence[_transforms.DataTransformFn] = ()):
+        self.dataset = dataset
+        self.transform = _transforms.compose(transforms)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.transform(self.dataset[int(index)])
+
+
+def collate(samples: Sequence[dict]) -> dict:
+    """Stacks a list of nested sample dicts into one nested batch dict (strings become lists)."""
+    first = samples[0]
+    out = {}
+    for key, value in first.items():
+        values = [s[key] for s in samples]
+        if isinstance(value, dict):
+            out[key] = collate(values)
+        elif isinstance(value, str):
+            out[key] = values
+        else:
+            out[key] = np.stack([np.asarray(v) for v in values])
+    return out
+
+
+def _convert_leaf(x: Any, framework: Framework) -> Any:
+    if not isinstance(x, np.ndarray) or x.dtype.kind not in "biuf":
+        return x
+    if framework == "jax":
+        import jax.numpy as jnp
+
+        return jnp.asarray(x)
+    if framework == "pytorch":
+        return torch.from_numpy(np.ascontiguousarray(x))
+    return x
+
+
+def _map_tree(fn: Callable[[Any], Any], tree: Any) -> Any:
+    if isinstance(tree, dict):
+        return {k: _map_tree(fn, v) for k, v in tree.items()}
+    return fn(tree)
+
+
+def to_model_inputs(batch: dict, framework: Framework) -> tuple[Any, Any]:
+    """Batch dict → ``(Observation, actions)`` in the framework's arrays (uint8 images → float in [-1, 1])."""
+    import jax
+
+    from openpi.models import model as _model
+
+    observation = _model.Observation.from_dict(batch)
+    observation = jax.tree.map(lambda x: _convert_leaf(np.asarray(x), framework), observation)
+    actions = batch.get("actions")
+    return observation, None if actions is None else _convert_leaf(actions, framework)
+
+
+class _EpochSampler(torch.utils.data.Sampler):
+    """Seeded sample order, fresh for every epoch; weighted draws with replacement when weights are given."""
+
+    def __init__(self, size: int, shuffle: bool, seed: int, weights: np.ndarray | None):
+        self._size, self._shuffle, self._seed = size, shuffle, seed
+        self._p = None if weights is None else weights / weights.sum()
+        self._epoch = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng([self._seed, self._epoch])
+        self._epoch += 1
+        if self._p is not None:
+            order = rng.choice(self._size, size=self._size, replace=True, p=self._p)
+        elif self._shuffle:
+            order = rng.permutation(self._size)
+        else:
+            order = np.arange(self._size)
+        return iter(order.tolist())
+
+
+def _check_weights(weights: np.ndarray, size: int) -> np.ndarray:
+    weights = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if len(weights) != size:
+        raise ValueError(f"sample_weights has {len(weights)} entries for {size} samples.")
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        bad = int(np.flatnonzero(~np.isfinite(weights) | (weights < 0))[0])
+        raise ValueError(f"sample_weights[{bad}] = {weights[bad]}; weights must be finite and >= 0.")
+    if weights.sum() <= 0:
+        raise ValueError("All sample_weights are zero.")
+    return weights
+
+
+class DataLoader:
+    """Batches of a `FrameDataset`, endlessly (or ``num_batches``), epoch after epoch with a new seeded order.
+
+    ``output="observation"`` yields ``(Observation, actions)``; ``"dict"`` the nested batch dict. Arrays are
+    jax arrays, torch tensors or numpy depending on ``framework``.
+    """
+
+    def __init__(
+        self,
+        dataset: FrameDataset,
+        *,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        num_workers: int = 0,
+        drop_last: bool = True,
+        framework: Framework = "jax",
+        output: Literal["observation", "dict"] = "observation",
+        sample_weights: SampleWeights | None = None,
+        num_batches: int | None = None,
+        worker_start_method: Literal["spawn", "fork", "forkserver"] = "spawn",
+    ):
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}.")
+        if drop_last and len(dataset) < batch_size:
+            raise ValueError(f"The dataset has {len(dataset)} samples, fewer than one batch of {batch_size}.")
+        if callable(sample_weights):
+            sample_weights = sample_weights(*dataset.dataset.frame_locations())
+        weights = None if sample_weights is None else _check_weights(sample_weights, len(dataset))
+        self.dataset = dataset
+        self._framework, self._output, self._num_batches = framework, output, num_batches
+        self._loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=_EpochSampler(len(dataset), shuffle, seed, weights),
+            num_workers=num_workers,
+            collate_fn=collate,
+            drop_last=drop_last,
+            persistent_workers=num_workers > 0,
+            multiprocessing_context=worker_start_method if num_workers > 0 else None,
+        )
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        return len(self._loader)
+
+    def __iter__(self) -> Iterator[Any]:
+        produced = 0
+        while self._num_batches is None or produced < self._num_batches:
+            for batch in self._loader:
+                if self._num_batches is not None and produced >= self._num_batches:
+                    return
+                produced += 1
+                if self._output == "observation":
+                    yield to_model_inputs(batch, self._framework)
+                else:
+                    yield _map_tree(lambda x: _convert_leaf(x, self._framework), batch)
+
+
+def create_lerobot_data_loader(
+    repo_id: str | None = None,
+    *,
+    root: pathlib.Path | str | None = None,
+    transforms: Sequence[_transforms.DataTransformFn] = (),
+    action_horizon: int,
+    batch_size: int,
+    camera_keys: Sequence[str] | None = None,
+    episodes: Sequence[int] | None = None,
+    episode_filter: Callable[[int], bool] | None = None,
+    **loader_kwargs,
+) -> DataLoader:
+    """A `DataLoader` over a local LeRobot dataset; ``episodes`` and/or ``episode_filter`` select episodes,
+    other keyword arguments (shuffle, seed, num_workers, sample_weights, framework, ...) go to `DataLoader`."""
+    meta = _lerobot.LeRobotMetadata.load(_lerobot.resolve_root(repo_id, root))
+    chosen = meta.episode_indices if episodes is None else list(episodes)
+    if episode_filter is not None:
+        chosen = [e for e in chosen if episode_filter(e)]
+    if not chosen:
+        raise ValueError(f"No episodes of {meta.root} are left after the episode selection.")
+    dataset = _lerobot.LeRobotDataset(
+        root=meta.root, episodes=chosen, action_horizon=action_horizon, camera_keys=camera_keys
+    )
+    return DataLoader(FrameDataset(dataset, transforms), batch_size=batch_size, **loader_kwargs)
+
+
+def b1k_transforms(
+    *,
+    norm_stats: dict[str, _normalize.NormStats] | None = None,
+    use_quantiles: bool = False,
+    state_order: b1k_policy.StateOrder = "action",
+    model_action_dim: int = 32,
+    image_size: int | None = 224,
+    tokenizer: _transforms.Tokenizer | None = None,
+    discrete_state_input: bool = False,
+    with_images: bool = True,
+) -> list[_transforms.DataTransformFn]:
+    """The B1K input pipeline: repack → B1KInputs → normalize → resize / tokenize / pad for the model.
+
+    Without images (statistics over a no-video dataset) the cameras are left out of the repack; without a
+    tokenizer the prompt stays a string.
+    """
+    cameras = b1k_policy.B1K_CAMERAS if with_images else {}
+    out: list[_transforms.DataTransformFn] = [
+        _transforms.Repack(b1k_policy.b1k_repack_structure(cameras)),
+        b1k_policy.B1KInputs(state_order=state_order),
+        _transforms.Normalize(norm_stats, use_quantiles=use_quantiles),
+    ]
+    if with_images and image_size is not None:
+        out.append(_transforms.ResizeImages(image_size, image_size))
+    if tokenizer is not None:
+        out.append(_transforms.TokenizePrompt(tokenizer, discrete_state_input))
+    out.append(_transforms.PadStatesAndActions(model_action_dim))
+    return out
