@@ -1,0 +1,87 @@
+"""Offline evaluation of a trained policy on held-out episodes: per-group error (normalized and raw),
+arm activity ratio, gripper open/close agreement and base velocity error, per task and overall.
+
+    python scripts/eval_policy.py --config-name pi0_b1k_arm_focused --checkpoint checkpoints/.../30000 \
+        --tasks turning_on_radio,picking_up_trash --num-episodes 5
+
+Writes ``eval.json``, ``eval.md`` and ``eval_eval.png`` under ``--output-dir``. Held-out episodes: per task,
+the last ``--num-episodes`` episodes not in the config's training episode list. Metrics:
+``openpi.analysis.evaluation``.
+"""
+
+import dataclasses
+import json
+import pathlib
+import sys
+from typing import Any
+
+import tyro
+
+from openpi.analysis import common
+from openpi.analysis import evaluation
+from openpi.analysis import plots
+from openpi.analysis import sources
+
+
+@dataclasses.dataclass(frozen=True)
+class Args(sources.SourceArgs):
+    checkpoint: str = ""
+    """Trained checkpoint directory (a step directory with params/ or model.safetensors and assets/)."""
+    tasks: str = ""
+    """Comma-separated task names (B1K task_name, task string or index); default every task."""
+    num_episodes: int = 5
+    """Held-out episodes per task."""
+    stride: int | None = None
+    """Frames between evaluated chunk starts; default the action horizon."""
+    batch_size: int = 16
+    output_dir: str = "eval_results"
+
+
+def run(args: Args, predict: evaluation.Predict | None = None) -> dict[str, Any]:
+    """The evaluation report; ``predict`` replaces the checkpoint's policy (tests, custom policies)."""
+    if predict is None:
+        sources.check_checkpoint(args.checkpoint)
+    source = sources.resolve(args)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    candidates = sources.select_tasks(source.meta, tasks) if tasks else source.meta.episode_indices
+    episodes = sources.heldout_episodes(source, candidates, args.num_episodes)
+    observation_fn = evaluation.id_observations
+    if predict is None:
+        predict, observation_fn = sources.load_policy(source, args.checkpoint)
+    table = sources.load_actions(source, episodes)
+    stats, origin = sources.load_norm_stats(source, table)
+    groups = common.select_groups(common.data_groups(source.groups, table.num_dims), args.groups)
+    report = evaluation.evaluate(
+        predict,
+        table,
+        groups,
+        stats,
+        use_quantiles=source.use_quantiles,
+        horizon=source.horizon,
+        stride=args.stride,
+        batch_size=args.batch_size,
+        observation_fn=observation_fn,
+        progress=True,
+    )
+    report |= {"checkpoint": args.checkpoint, "episodes": episodes, "norm_stats": origin, "dataset": str(source.root)}
+    out = pathlib.Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval.json").write_text(json.dumps(report, indent=2))
+    markdown = evaluation.markdown_summary(report)
+    (out / "eval.md").write_text(markdown)
+    report["plots"] = [str(p) for p in plots.eval_plots(report, out / "eval")]
+    print(markdown)
+    print(f"Wrote {out / 'eval.json'}, {out / 'eval.md'} and {', '.join(report['plots'])}")
+    return report
+
+
+def main() -> None:
+    args = tyro.cli(Args, description=__doc__)
+    try:
+        run(args)
+    except (FileNotFoundError, ValueError, KeyError, NotImplementedError) as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()

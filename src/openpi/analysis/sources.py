@@ -1,0 +1,230 @@
+"""Where the tools' inputs come from: a training config (or an explicit dataset), its parquet action column,
+skill annotations and norm stats. Only parquet columns are read; video is never decoded.
+
+``SourceArgs`` holds the CLI options every tool shares. ``--config-name`` resolves through
+``openpi.training.config.get_config``: dataset repo/root, action key, norm type, norm-stats asset and the
+validated group layout ``model.loss_weighting.groups``. Without a config, ``--repo-id`` / ``--root`` name the
+dataset and R1Pro's layout (``b1k_policy.R1PRO_ACTION_GROUPS``, padded to 32 dims) is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import dataclasses
+import json
+import pathlib
+from typing import Any
+from typing import Literal
+
+import numpy as np
+
+from openpi import datasets as _datasets
+from openpi.analysis import arm_heavy
+from openpi.analysis import common
+from openpi.datasets import lerobot as _lerobot
+from openpi.policies import b1k_policy
+from openpi.shared import action_groups as _groups
+from openpi.shared import loss_weighting as _lw
+from openpi.shared import normalize as _normalize
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceArgs:
+    """Options shared by the analysis tools."""
+
+    config_name: str | None = None
+    """Registered training config (dataset, group layout, norm type and norm-stats asset come from it)."""
+    repo_id: str | None = None
+    """Dataset repo id (looked up under $HF_LEROBOT_HOME) when no config is given, or to override the config's."""
+    root: str | None = None
+    """Local dataset root; overrides the config's."""
+    norm: Literal["auto", "zscore", "quantile"] = "auto"
+    """Normalization to analyze: 'auto' = the config's (z-score without a config)."""
+    norm_stats_dir: str | None = None
+    """Directory with norm_stats.json; default the config's asset, else statistics computed from the data."""
+    groups: tuple[str, ...] = ()
+    """Only report these action groups (default: all with data dims)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Everything a tool needs, resolved from ``SourceArgs``."""
+
+    root: pathlib.Path
+    repo_id: str | None
+    meta: _lerobot.LeRobotMetadata
+    groups: _groups.ActionGroups
+    weighting: _lw.LossWeighting | None
+    horizon: int
+    use_quantiles: bool
+    action_key: str
+    norm_stats_path: pathlib.Path | None  # an existing norm_stats.json, if any
+    config_name: str | None
+    config: Any = None  # the TrainConfig when resolved from a config name
+
+
+def _norm_stats_dir(config: Any) -> pathlib.Path:
+    assets = config.data.assets
+    base = pathlib.Path(assets.assets_dir) if assets.assets_dir else config.assets_dirs
+    return base / (assets.asset_id or config.data.repo_id)
+
+
+def resolve(args: SourceArgs) -> Source:
+    """Resolves the config (if named) and the dataset; raises for an unknown config or a missing dataset."""
+    config = None
+    if args.config_name is not None:
+        from openpi.training import config as _config  # heavy; only when a config is named
+
+        config = _config.get_config(args.config_name)
+        repo_id = args.repo_id or config.data.repo_id
+        root = args.root or (None if args.repo_id else config.data.root)
+        groups = config.model.loss_weighting.groups
+        if groups is None:
+            groups = _groups.ActionGroups.create(b1k_policy.R1PRO_ACTION_GROUPS, config.model.action_dim)
+        weighting, horizon = config.model.loss_weighting, config.model.action_horizon
+        action_key = config.data.action_key
+        norm = config.data.norm
+        if norm == "auto":
+            norm = "quantile" if config.model.pi05 else "zscore"
+        stats_dir = _norm_stats_dir(config)
+    else:
+        if args.repo_id is None and args.root is None:
+            raise ValueError("Name a training config (--config-name) or a dataset (--repo-id and/or --root).")
+        repo_id, root = args.repo_id, args.root
+        groups = _groups.ActionGroups.create(b1k_policy.R1PRO_ACTION_GROUPS, b1k_policy.PADDED_ACTION_DIM)
+        weighting, horizon, action_key, norm, stats_dir = None, 50, "action", "zscore", None
+    if args.norm != "auto":
+        norm = args.norm
+    if args.norm_stats_dir is not None:
+        stats_dir = pathlib.Path(args.norm_stats_dir).expanduser()
+        if not (stats_dir / _normalize.NORM_STATS_FILE).exists():
+            raise FileNotFoundError(f"No {_normalize.NORM_STATS_FILE} in {stats_dir}.")
+    path = _lerobot.resolve_root(repo_id, root)
+    meta = _lerobot.LeRobotMetadata.load(path)
+    stats_file = stats_dir / _normalize.NORM_STATS_FILE if stats_dir is not None else None
+    return Source(
+        root=path,
+        repo_id=repo_id,
+        meta=meta,
+        groups=groups,
+        weighting=weighting,
+        horizon=horizon,
+        use_quantiles=norm == "quantile",
+        action_key=action_key,
+        norm_stats_path=stats_file if stats_file is not None and stats_file.exists() else None,
+        config_name=args.config_name,
+        config=config,
+    )
+
+
+def task_names(meta: _lerobot.LeRobotMetadata) -> dict[int, str]:
+    """Task index → short name (B1K's ``task_name`` in tasks.jsonl when present, else the task string)."""
+    names = dict(meta.tasks)
+    path = meta.root / "meta" / "tasks.jsonl"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            row = json.loads(line) if line.strip() else {}
+            if "task_name" in row:
+                names[int(row["task_index"])] = str(row["task_name"])
+    return names
+
+
+def episode_tasks(meta: _lerobot.LeRobotMetadata) -> dict[int, str]:
+    """Episode index → its task's short name."""
+    names = task_names(meta)
+    by_text = {text: index for index, text in meta.tasks.items()}
+    out = {}
+    for ep, info in meta.episodes.items():
+        text = info.tasks[0] if info.tasks else ""
+        out[ep] = names.get(by_text.get(text, -1), text or "unknown")
+    return out
+
+
+def select_tasks(meta: _lerobot.LeRobotMetadata, tasks: Sequence[str]) -> list[int]:
+    """Episodes whose task matches one of ``tasks`` (short name, task string or task index); unknown names
+    raise, listing the dataset's tasks."""
+    names = task_names(meta)
+    wanted = set()
+    for task in tasks:
+        hits = {i for i, n in names.items() if task in (n, meta.tasks.get(i), str(i))}
+        if not hits:
+            listing = "; ".join(f"{i}: {n}" for i, n in sorted(names.items()))
+            raise ValueError(f"Unknown task {task!r}; the dataset's tasks are: {listing}.")
+        wanted |= {names[i] for i in hits}
+    return [ep for ep, name in episode_tasks(meta).items() if name in wanted]
+
+
+def load_actions(source: Source, episodes: Sequence[int] | None = None, *, progress: bool = True) -> common.ActionTable:
+    """The action column of ``episodes`` (default all) via the data layer's column reader."""
+    data = _datasets.read_columns(source.meta, [source.action_key], episodes=episodes, progress=progress)
+    tasks = episode_tasks(source.meta)
+    actions = data[source.action_key]
+    return common.ActionTable(
+        actions=actions.reshape(len(actions), -1),
+        episode_index=data.episodes,
+        lengths=np.diff(data.starts).astype(np.int64),
+        tasks=tuple(tasks[int(e)] for e in data.episodes),
+        fps=float(source.meta.fps),
+    )
+
+
+def load_norm_stats(source: Source, table: common.ActionTable) -> tuple[_normalize.NormStats, str]:
+    """The action norm stats training would use (the config's asset) or, without one, the data's own;
+    returns the stats and where they came from."""
+    if source.norm_stats_path is not None:
+        stats = _normalize.load(source.norm_stats_path.parent)
+        if "actions" not in stats:
+            raise ValueError(f"{source.norm_stats_path} has no 'actions' entry (keys: {sorted(stats)}).")
+        return stats["actions"], str(source.norm_stats_path)
+    return common.data_norm_stats(table), "computed from the dataset's action column"
+
+
+def annotation_path(root: pathlib.Path, episode_index: int) -> pathlib.Path:
+    """B1K's skill annotation file of an episode (chunk = task = episode_index // 10000)."""
+    task = episode_index // _lerobot.B1K_EPISODES_PER_TASK
+    return root / "annotations" / f"task-{task:04d}" / f"episode_{episode_index:08d}.json"
+
+
+def load_skill_labels(root: pathlib.Path, table: common.ActionTable) -> dict[int, np.ndarray]:
+    """Per-frame skill labels (``arm_heavy.skill_labels``) of every episode that has an annotation file."""
+    out = {}
+    for ep, length in zip(table.episode_index.tolist(), table.lengths.tolist()):
+        path = annotation_path(root, ep)
+        if path.exists():
+            out[ep] = arm_heavy.skill_labels(json.loads(path.read_text()), length)
+    return out
+
+
+def heldout_episodes(source: Source, candidates: Sequence[int], per_task: int) -> list[int]:
+    """Up to ``per_task`` episodes per task from ``candidates``, excluding the config's training episode list
+    (``data.episodes_path``) when it has one; the last episodes by index, which B1K-style splits hold out."""
+    training: set[int] = set()
+    episodes_path = getattr(source.config.data, "episodes_path", None) if source.config is not None else None
+    if episodes_path and pathlib.Path(episodes_path).exists():
+        training = set(arm_heavy.load_episode_list(episodes_path))
+    tasks = episode_tasks(source.meta)
+    by_task: dict[str, list[int]] = {}
+    for ep in sorted(set(candidates) - training):
+        by_task.setdefault(tasks[ep], []).append(ep)
+    return sorted(ep for eps in by_task.values() for ep in eps[-per_task:])
+
+
+def check_checkpoint(checkpoint: str) -> pathlib.Path:
+    """The checkpoint directory, or a clear error when it does not exist."""
+    path = pathlib.Path(checkpoint).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"Checkpoint directory not found: {path}")
+    return path
+
+
+def load_policy(source: Source, checkpoint: str):
+    """A ``predict(observation_batch) -> chunks`` for a trained checkpoint, and its observation builder.
+
+    Needs the policy loader (``openpi.policies.policy_config``), which has not landed yet: until it does,
+    an existing checkpoint raises ``NotImplementedError`` and callers pass their own ``predict``.
+    """
+    path = check_checkpoint(checkpoint)
+    raise NotImplementedError(
+        f"Cannot evaluate {path}: the policy loader (openpi.policies.policy_config.create_trained_policy) has not "
+        "landed yet. The evaluation core takes any predict(observation_batch) -> actions callable meanwhile."
+    )
