@@ -7,9 +7,8 @@
 ``--balance-by std`` equalizes each group's RMS per-dim std, ``delta`` the RMS of its per-step change, both
 measured after normalization; z-score (mean/std) and quantile (q01/q99) entries are both rescaled, so the
 file works whichever normalization the config uses. Constant dims are left alone. Entries other than
-``actions`` (e.g. ``state``) are copied from the base stats (the config's asset or ``--norm-stats-dir``);
-without base stats the action statistics are computed from the parquet action column and the file holds
-only ``actions``. Point the config at the result with ``--data.assets.asset-id balanced``. The math:
+``actions`` (e.g. ``state``) are copied from the base stats: the config's asset or ``--norm-stats-dir``,
+else statistics computed from the parquet state and action columns (as ``scripts/compute_norm_stats.py``). Point the config at the result with ``--data.assets.asset-id balanced``. The math:
 ``openpi.analysis.balance``.
 """
 
@@ -43,8 +42,10 @@ class Args(sources.SourceArgs):
 def run(args: Args) -> dict[str, Any]:
     source = sources.resolve(args)
     table = sources.load_actions(source)
-    stats, origin = sources.load_norm_stats(source, table)
-    all_stats = _normalize.load(source.norm_stats_path.parent) if source.norm_stats_path is not None else {}
+    all_stats, origin = sources.base_norm_stats(source)
+    if "actions" not in all_stats:
+        raise ValueError(f"The base norm stats ({origin}) have no 'actions' entry (keys: {sorted(all_stats)}).")
+    stats = all_stats["actions"]
     groups = common.select_groups(common.data_groups(source.groups, table.num_dims), args.groups)
     out_dir = pathlib.Path(args.output_dir).expanduser() / args.asset_id
     summary: dict[str, Any] = {"base_stats": origin, "balanced": args.balance_groups, "groups": groups}
@@ -74,8 +75,6 @@ def run(args: Args) -> dict[str, Any]:
     else:
         print(f"Not balancing (pass --balance-groups); writing the base action stats ({origin}).")
     all_stats["actions"] = stats
-    if set(all_stats) == {"actions"}:
-        print("Note: no base stats with a 'state' entry were found; the file holds only 'actions'.")
     path = _normalize.save(out_dir, all_stats)
     (out_dir / "balance_report.json").write_text(json.dumps(summary, indent=2))
     print(f"Wrote {path}")

@@ -118,3 +118,17 @@ def test_file_formats_round_trip(planted, tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     with pytest.raises(ValueError, match="do not cover"):
         ah.load_sample_weights(tmp_path / "bad.json")
+
+
+def test_sample_weight_fn_maps_loader_samples(planted, tmp_path):
+    criterion = ah.Criterion()
+    weights = ah.window_weights(planted.table, criterion)
+    path = ah.save_sample_weights(tmp_path / "w.json", weights, criterion=criterion)
+    fn = ah.sample_weight_fn(path)
+    ep = int(planted.table.episode_index[0])
+    frames = np.arange(len(weights[ep]))
+    np.testing.assert_array_equal(fn(np.full(len(frames), ep), frames), weights[ep])
+    with pytest.raises(KeyError, match="no entry for episode 99"):
+        fn(np.array([99]), np.array([0]))
+    with pytest.raises(ValueError, match="not frame 100000"):
+        fn(np.array([ep]), np.array([100_000]))

@@ -15,7 +15,8 @@ File formats (JSON, written and read only through ``save_*`` / ``load_*`` below)
   "episodes": [int, ...], "details": {"<episode_index>": {"arm_motion", "base_motion", "ratio", "selected"}}}``;
 - sample weights: ``{"format": "openpi.sample_weights", "version": 1, "repo_id", "criterion": {...},
   "weights": {"<episode_index>": {"length": T, "runs": [[start, end, weight], ...]}}}`` — runs of equal
-  weight, half-open, covering ``[0, T)``; ``load_sample_weights`` expands them to ``float32[T]`` per episode.
+  weight, half-open, covering ``[0, T)``; ``load_sample_weights`` expands them to ``float32[T]`` per episode
+  and ``sample_weight_fn`` turns the file into the data loader's ``sample_weights(episode_index, frame_index)``.
 """
 
 from __future__ import annotations
@@ -204,6 +205,29 @@ def load_sample_weights(path: pathlib.Path | str) -> dict[int, np.ndarray]:
             raise ValueError(f"{path}: episode {key}'s weight runs do not cover [0, {len(w)}) with weights >= 0.")
         out[int(key)] = w
     return out
+
+
+def lookup_weights(weights: Mapping[int, np.ndarray], episode_index: np.ndarray, frame_index: np.ndarray) -> np.ndarray:
+    """Per sample, the weight of (episode, frame); raises when the file does not cover a sample."""
+    out = np.empty(len(episode_index), dtype=np.float64)
+    episode_index, frame_index = np.asarray(episode_index), np.asarray(frame_index)
+    for ep in np.unique(episode_index):
+        rows = np.flatnonzero(episode_index == ep)
+        if int(ep) not in weights:
+            raise KeyError(f"Sample weights have no entry for episode {int(ep)}; recompute them for this dataset.")
+        w = weights[int(ep)]
+        frames = frame_index[rows]
+        if frames.max() >= len(w):
+            raise ValueError(f"Sample weights for episode {int(ep)} cover {len(w)} frames, not frame {frames.max()}.")
+        out[rows] = w[frames]
+    return out
+
+
+def sample_weight_fn(path: pathlib.Path | str):
+    """``(episode_index[N], frame_index[N]) -> weights[N]`` from a sample-weights file: the form the data
+    loader's ``sample_weights`` argument takes."""
+    weights = load_sample_weights(path)
+    return lambda episode_index, frame_index: lookup_weights(weights, episode_index, frame_index)
 
 
 def _write(path: pathlib.Path | str, data: dict[str, Any]) -> pathlib.Path:

@@ -195,6 +195,10 @@ def analyze(
     }
 
 
+def _ratio_text(ratio: float | None) -> str:
+    return "n/a" if ratio is None else f"{ratio:.3f}"
+
+
 def format_table(report: dict[str, Any]) -> str:
     """The terminal table: one row per group, raw and normalized figures, shares and suggested weight."""
     header = (
@@ -228,5 +232,5 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append("")
         lines.append(f"{'group':<14}{'pred Δrms':>12}{'true Δrms':>12}{'ratio':>8}")
         for name, p in report["prediction"].items():
-            lines.append(f"{name:<14}{p['pred_delta_rms']:>12.5f}{p['true_delta_rms']:>12.5f}{p['ratio']:>8.3f}")
+            lines.append(f"{name:<14}{p['pred_delta_rms']:>12.5f}{p['true_delta_rms']:>12.5f}{_ratio_text(p['ratio']):>8}")
     return "\n".join(lines)

@@ -28,7 +28,7 @@ def _bars(ax, labels: list[str], series: dict[str, list[float]], title: str, yla
 
 def _save(fig, path: pathlib.Path) -> pathlib.Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    fig.subplots_adjust(bottom=0.25, wspace=0.3)  # fixed margins: tight_layout costs ~0.4 s per figure
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
@@ -60,7 +60,9 @@ def balance_plot(before: dict[str, float], after: dict[str, float], title: str, 
     """Each group's normalized scale before and after balancing."""
     fig, ax = plt.subplots(figsize=(7, 4))
     names = list(before)
-    _bars(ax, names, {"before": [before[n] for n in names], "after": [after[n] for n in names]}, title, "scale", log=True)
+    _bars(
+        ax, names, {"before": [before[n] for n in names], "after": [after[n] for n in names]}, title, "scale", log=True
+    )
     return _save(fig, path)
 
 

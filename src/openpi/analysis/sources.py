@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import dataclasses
+import functools
 import json
 import pathlib
 from typing import Any
@@ -22,6 +23,7 @@ from openpi import datasets as _datasets
 from openpi.analysis import arm_heavy
 from openpi.analysis import common
 from openpi.datasets import lerobot as _lerobot
+from openpi.datasets import stats as _dataset_stats
 from openpi.policies import b1k_policy
 from openpi.shared import action_groups as _groups
 from openpi.shared import loss_weighting as _lw
@@ -177,6 +179,25 @@ def load_norm_stats(source: Source, table: common.ActionTable) -> tuple[_normali
             raise ValueError(f"{source.norm_stats_path} has no 'actions' entry (keys: {sorted(stats)}).")
         return stats["actions"], str(source.norm_stats_path)
     return common.data_norm_stats(table), "computed from the dataset's action column"
+
+
+def base_norm_stats(source: Source, *, progress: bool = True) -> tuple[dict[str, _normalize.NormStats], str]:
+    """All norm-stats entries (state and actions): the config's asset or ``--norm-stats-dir`` when present,
+    else computed from the parquet columns like ``scripts/compute_norm_stats.py`` (actions weighted as chunks
+    of the action horizon, the robot's state transform applied)."""
+    if source.norm_stats_path is not None:
+        return _normalize.load(source.norm_stats_path.parent), str(source.norm_stats_path)
+    data = source.config.data if source.config is not None else None
+    order = {"b1k": "action", "b1k_baseline_2025": "baseline_2025"}.get(getattr(data, "robot", "b1k"))
+    stats = _dataset_stats.compute_norm_stats(
+        source.meta,
+        state_key=getattr(data, "state_key", "observation.state"),
+        action_key=source.action_key,
+        state_transform=None if order is None else functools.partial(b1k_policy.proprio_to_state, state_order=order),
+        action_horizon=source.horizon,
+        progress=progress,
+    )
+    return stats, "computed from the dataset's state and action columns"
 
 
 def annotation_path(root: pathlib.Path, episode_index: int) -> pathlib.Path:
