@@ -46,7 +46,9 @@ def test_constant_dim_warns_once_and_unnormalizes_to_constant():
 
 
 def test_zscore_and_quantile_formulas():
-    stats = {"a": normalize.NormStats(mean=np.array([1.0]), std=np.array([2.0]), q01=np.array([0.0]), q99=np.array([4.0]))}
+    stats = {
+        "a": normalize.NormStats(mean=np.array([1.0]), std=np.array([2.0]), q01=np.array([0.0]), q99=np.array([4.0]))
+    }
     z = _t.Normalize(stats)({"a": np.array([5.0])})["a"]
     q = _t.Normalize(stats, use_quantiles=True)({"a": np.array([3.0])})["a"]
     np.testing.assert_allclose(z, [4.0 / (2.0 + 1e-6)], rtol=1e-6)

@@ -632,6 +632,15 @@ def write_mini_b1k(config: MiniB1KConfig, progress: bool = True) -> pathlib.Path
     return root
 
 
+def read_config(root: pathlib.Path | str) -> MiniB1KConfig:
+    """The config a miniature dataset was written with (from its ground-truth file), to regenerate episodes."""
+    path = pathlib.Path(root) / GROUND_TRUTH_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: {root} was not written by openpi.datasets.mini_b1k.")
+    fields = json.loads(path.read_text())["config"]
+    return MiniB1KConfig(**{**fields, "root": pathlib.Path(fields["root"])})
+
+
 def main(config: MiniB1KConfig) -> None:
     start = time.perf_counter()
     root = write_mini_b1k(config)

@@ -125,11 +125,28 @@ class VideoReader:
             raise VideoDecodeError(f"{path}: {e}") from None
 
     def _read(self, video: _OpenVideo, timestamp: float, tolerance_s: float) -> np.ndarray:
-        if not (video.frames is not None and video.last_time < timestamp <= video.last_time + self._FORWARD_WINDOW_S):
+        ahead = video.last_time + tolerance_s < timestamp <= video.last_time + self._FORWARD_WINDOW_S
+        if video.frames is not None and ahead:
+            image = self._decode_forward(video, timestamp, tolerance_s)
+            if image is not None:
+                return image
+        # Some encoders' keyframe flags let the demuxer land after the target: step further back until it fits.
+        for backoff in (0.0, 1.0, 4.0, float("inf")):
             stream = video.stream
-            video.container.seek(max(0, int(timestamp / stream.time_base)), stream=stream, backward=True)
+            target = max(0.0, timestamp - backoff)
+            video.container.seek(int(target / stream.time_base), stream=stream, backward=True)
             video.frames = video.container.decode(stream)
             video.last_time = -np.inf
+            image = self._decode_forward(video, timestamp, tolerance_s)
+            if image is not None:
+                return image
+            if target == 0.0:
+                break
+        raise VideoDecodeError(f"no frame at t={timestamp:.4f}s (last decoded t={video.last_time:.4f}s)")
+
+    @staticmethod
+    def _decode_forward(video: _OpenVideo, timestamp: float, tolerance_s: float) -> np.ndarray | None:
+        """Decodes on to the frame at ``timestamp``; None when the decoder is already past it or the video ends."""
         for frame in video.frames:
             video.last_time = float(frame.time)
             if frame.time >= timestamp - tolerance_s:
@@ -137,4 +154,4 @@ class VideoReader:
                     break
                 return frame.to_ndarray(format="rgb24")
         video.frames = None
-        raise VideoDecodeError(f"no frame at t={timestamp:.4f}s (last decoded t={video.last_time:.4f}s)")
+        return None
