@@ -336,7 +336,9 @@ class PromptFromLeRobotTask(DataTransformFn):
             raise KeyError("PromptFromLeRobotTask: sample has no 'task_index'.")
         index = int(np.asarray(data["task_index"]).item())
         if index not in self.tasks:
-            raise KeyError(f"PromptFromLeRobotTask: task_index {index} not in the dataset's tasks {sorted(self.tasks)}.")
+            raise KeyError(
+                f"PromptFromLeRobotTask: task_index {index} not in the dataset's tasks {sorted(self.tasks)}."
+            )
         data["prompt"] = self.tasks[index]
         return data
 
