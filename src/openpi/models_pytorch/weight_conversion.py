@@ -529,6 +529,30 @@ def convert_pytorch_to_jax(input_dir: str | pathlib.Path, output_path: str | pat
     return spec
 
 
+def load_into(model: torch.nn.Module, state_dict: Mapping[str, Any]) -> None:
+    """Loads a converted state dict (numpy or torch) into a ``PI0Pytorch``, casting to the model's dtypes.
+
+    Only the tied and the expert's LM heads may be absent; any other missing or unknown key raises ``ValueError``.
+    """
+    tensors = {k: to_torch_tensor(v) if isinstance(v, np.ndarray) else v for k, v in state_dict.items()}
+    if EMBED_TOKENS not in tensors and TIED_LM_HEAD in tensors:
+        tensors[EMBED_TOKENS] = tensors.pop(TIED_LM_HEAD)
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    missing = sorted(set(missing) - {TIED_LM_HEAD, EXPERT_LM_HEAD})
+    if missing or unexpected:
+        raise ValueError(f"State dict does not fit the model: missing {missing}, unexpected {sorted(unexpected)}.")
+
+
+def load_pytorch_model(directory: str | pathlib.Path, **overrides: Any) -> pi0_pytorch.PI0Pytorch:
+    """A ``PI0Pytorch`` from a converted directory (``config.json`` + ``model.safetensors``)."""
+    directory = pathlib.Path(directory)
+    config = json.loads((directory / CONFIG_FILE).read_text())
+    config["image_resolution"] = tuple(config["image_resolution"])
+    model = pi0_pytorch.PI0Pytorch(_pi0_config.Pi0Config(**{**config, **overrides}))
+    load_into(model, safetensors.torch.load_file(str(directory / WEIGHTS_FILE)))
+    return model
+
+
 def pi0_config(spec: ModelSpec, **overrides: Any):
     """The ``Pi0Config`` a converted checkpoint belongs to (``overrides``: e.g. ``action_horizon``, ``dtype``)."""
     return _pi0_config.Pi0Config(**{**spec.config_kwargs(), **overrides})

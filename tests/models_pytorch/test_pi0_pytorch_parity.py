@@ -1,0 +1,156 @@
+"""PyTorch pi0 / pi0.5 against the JAX model, with weights converted from JAX: loss for every strategy, sampling,
+and the bit-exact JAX → PyTorch → JAX round trip (in memory and through the files the CLI writes)."""
+
+import pathlib
+import sys
+
+import flax.nnx as nnx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from openpi.models_pytorch import pi0_pytorch
+from openpi.models_pytorch import weight_conversion as wc
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from _pi0_fixtures import batch
+from _pi0_fixtures import observation
+from _pi0_fixtures import random_jax_params
+from _pi0_fixtures import tiny_config
+
+STRATEGIES = ("original", "uniform", "per_dimension", "per_group")
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["pi0", "pi05"])
+def twins(request):
+    """(config, JAX params, JAX model, PyTorch model with the converted params, batch)."""
+    config = tiny_config(request.param)
+    params = random_jax_params(config)
+    jax_model = config.load(params)
+    state_dict, spec = wc.jax_to_torch(params)
+    assert spec.pi05 == config.pi05
+    torch_model = pi0_pytorch.PI0Pytorch(config)
+    wc.load_into(torch_model, state_dict)
+    return config, params, jax_model, torch_model, batch(config)
+
+
+@nnx.jit
+def _jax_loss(model, obs, actions, noise, time):
+    return model.compute_loss_and_metrics(jax.random.key(0), obs, actions, noise=noise, time=time)
+
+
+def test_loss_matches_jax_for_every_strategy(twins):
+    config, _, jax_model, torch_model, data = twins
+    jax_obs, torch_obs = observation(data, "jax"), observation(data, "torch")
+    for strategy in STRATEGIES:
+        strategy_config = tiny_config(config.pi05, strategy)
+        # Same weights, another loss weighting: swap the static description on both twins.
+        jax_model.loss_weighting = strategy_config.loss_weighting
+        torch_model.config = strategy_config
+        jax_loss, jax_metrics = _jax_loss(
+            jax_model, jax_obs, jnp.asarray(data["actions"]), jnp.asarray(data["noise"]), jnp.asarray(data["time"])
+        )
+        with torch.no_grad():
+            torch_loss, torch_metrics = torch_model.forward_with_metrics(
+                torch_obs,
+                torch.from_numpy(data["actions"]),
+                noise=torch.from_numpy(data["noise"]),
+                time=torch.from_numpy(data["time"]),
+            )
+        assert torch_loss.shape == (2, config.action_horizon)
+        np.testing.assert_allclose(torch_loss.numpy(), np.asarray(jax_loss), atol=1e-4, rtol=0, err_msg=strategy)
+        assert set(torch_metrics) == set(jax_metrics)
+        for name, value in jax_metrics.items():
+            np.testing.assert_allclose(torch_metrics[name].numpy(), np.asarray(value), atol=1e-4, err_msg=name)
+        if strategy == "per_group":
+            assert {"loss/left_arm", "loss_share/right_gripper", "weight/base"} <= set(torch_metrics)
+
+
+def test_sample_actions_matches_jax(twins):
+    _, _, jax_model, torch_model, data = twins
+    jax_actions = jax_model.sample_actions(
+        jax.random.key(0), observation(data, "jax"), noise=jnp.asarray(data["noise"]), num_steps=4
+    )
+    torch_actions = torch_model.sample_actions(
+        observation(data, "torch"), noise=torch.from_numpy(data["noise"]), num_steps=4
+    )
+    np.testing.assert_allclose(torch_actions.numpy(), np.asarray(jax_actions), atol=1e-3, rtol=0)
+    assert np.abs(np.asarray(jax_actions) - data["noise"]).max() > 0.1  # the flow moved the noise
+
+
+def test_round_trip_is_bit_exact(twins):
+    _, params, _, torch_model, _ = twins
+    back, _ = wc.torch_to_jax(torch_model.state_dict())
+    flat, flat_back = wc.flatten_params(params), wc.flatten_params(back)
+    assert set(flat) == set(flat_back)
+    for key, value in flat.items():
+        assert flat_back[key].dtype == value.dtype, key
+        np.testing.assert_array_equal(flat_back[key], value, err_msg=key)
+
+
+def test_files_round_trip_and_reload(twins, tmp_path):
+    """npz → model.safetensors + config.json → PyTorch model, and back to npz, bit for bit."""
+    config, params, _, torch_model, _ = twins
+    wc.save_jax_params(params, tmp_path / "params.npz")
+    spec = wc.convert_jax_to_pytorch(
+        tmp_path / "params.npz", tmp_path / "torch", dtype="float32", action_horizon=config.action_horizon
+    )
+    assert (spec.pi05, spec.vision_variant, spec.image_resolution) == (config.pi05, "mu/16", (64, 64))
+    reloaded = wc.load_pytorch_model(tmp_path / "torch", max_token_len=config.max_token_len)
+    for key, value in torch_model.state_dict().items():
+        if key != wc.EXPERT_LM_HEAD:
+            torch.testing.assert_close(reloaded.state_dict()[key], value, rtol=0, atol=0, msg=key)
+    wc.convert_pytorch_to_jax(tmp_path / "torch", tmp_path / "back.npz")
+    back = wc.flatten_params(wc.load_jax_params(tmp_path / "back.npz"))
+    for key, value in wc.flatten_params(params).items():
+        np.testing.assert_array_equal(back[key], value, err_msg=key)
+
+
+def test_orbax_round_trip(tmp_path):
+    """The openpi checkpoint layout (orbax ``params`` dir) in and out, detected as pi0.5 from the tree alone."""
+    config = tiny_config(True)
+    params = random_jax_params(config)
+    wc.save_jax_params(params, tmp_path / "ckpt" / "params")
+    spec = wc.convert_jax_to_pytorch(tmp_path / "ckpt" / "params", tmp_path / "torch", dtype="bfloat16")
+    assert spec.pi05
+    wc.convert_pytorch_to_jax(tmp_path / "torch", tmp_path / "back" / "params")
+    back = wc.flatten_params(wc.load_jax_params(tmp_path / "back" / "params"))
+    # bfloat16 storage: every leaf comes back as bf16 or f32 and within bf16 rounding of the original.
+    for key, value in wc.flatten_params(params).items():
+        np.testing.assert_allclose(np.asarray(back[key], np.float32), value, rtol=1e-2, atol=1e-6, err_msg=key)
+
+
+def test_lora_layers_match_jax_einsums():
+    """``LoRALinear`` with factors copied from openpi's LoRA einsums computes the same as the JAX layer."""
+    from openpi.models import gemma as jax_gemma
+    from openpi.models import lora as jax_lora
+    from openpi.models_pytorch import gemma_pytorch
+
+    adapter = jax_lora.LoRAConfig(rank=3, alpha=6.0)
+    n, d, h = 4, 8, 5
+    x = np.random.default_rng(0).normal(size=(2, 3, d)).astype(np.float32)
+    heads = np.random.default_rng(1).normal(size=(2, 3, n, h)).astype(np.float32)
+    cases = [("BTD,NDH->BTNH", (n, d, h), x, False), ("BTNH,NHD->BTD", (n, h, d), heads, True)]
+    for eqn, shape, inputs, heads_in in cases:
+        module = jax_lora.Einsum(shape=shape, init_fn=jax.nn.initializers.normal(1.0), lora_config=adapter)
+        variables = module.init(jax.random.key(0), eqn, jnp.asarray(inputs))
+        variables = jax.tree.map(lambda v: v + 0.3, variables)  # lora_b starts at zero
+        expected = module.apply(variables, eqn, jnp.asarray(inputs))
+        w = np.asarray(variables["params"]["w"])
+        if heads_in:
+            layer = gemma_pytorch.LoRALinear(n * h, d, lora=adapter, heads=n, heads_in=True)
+            weight = w.reshape(n * h, d).T
+            got_input = torch.from_numpy(inputs).flatten(-2)
+        else:
+            layer = gemma_pytorch.LoRALinear(d, n * h, lora=adapter, heads=n)
+            weight = w.transpose(0, 2, 1).reshape(n * h, d)
+            got_input = torch.from_numpy(inputs)
+        with torch.no_grad():
+            layer.weight.copy_(torch.from_numpy(weight))
+            layer.lora_a.copy_(torch.from_numpy(np.asarray(variables["params"]["lora_a"])))
+            layer.lora_b.copy_(torch.from_numpy(np.asarray(variables["params"]["lora_b"])))
+            got = layer(got_input)
+        np.testing.assert_allclose(got.numpy().reshape(expected.shape), np.asarray(expected), atol=1e-4, err_msg=eqn)
+    assert jax_gemma.get_config("gemma_300m_lora").attn_lora.scaling == 1.0
