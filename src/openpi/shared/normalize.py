@@ -144,16 +144,24 @@ class RunningStats:
         flat = (idx + np.arange(dims) * nb).reshape(-1)
         self._hist += np.bincount(flat, weights=np.repeat(w, dims), minlength=dims * nb).reshape(dims, nb)
 
+    def _value_at_count(self, d: int, cdf: np.ndarray, count: float) -> float:
+        """The value of the ``count``-th smallest row (1-based, by weight) of dim d, to within one bin."""
+        i = min(int(np.searchsorted(cdf, count - 1e-9, side="left")), self._num_bins - 1)
+        below = cdf[i - 1] if i > 0 else 0.0
+        within = (count - below - 0.5) / self._hist[d, i] if self._hist[d, i] > 0 else 0.0
+        return self._lo[d] + (i + 0.5 + min(max(within, -0.5), 0.5)) * self._width[d]
+
     def _quantile(self, q: float) -> np.ndarray:
-        cdf = np.cumsum(self._hist, axis=1)
-        target = q * cdf[:, -1:]
-        out = np.empty(len(cdf))
-        for d in range(len(cdf)):
-            i = int(np.searchsorted(cdf[d], target[d, 0], side="left"))
-            i = min(i, self._num_bins - 1)
-            below = cdf[d, i - 1] if i > 0 else 0.0
-            frac = (target[d, 0] - below) / self._hist[d, i] if self._hist[d, i] > 0 else 0.5
-            out[d] = self._lo[d] + (i + min(max(frac, 0.0), 1.0)) * self._width[d]
+        """Like ``np.quantile`` (linear between order statistics at position q·(N − 1)), to within a bin."""
+        out = np.empty(len(self._hist))
+        for d in range(len(self._hist)):
+            cdf = np.cumsum(self._hist[d])
+            position = q * (cdf[-1] - 1.0)
+            k = math.floor(position)
+            frac = position - k
+            low = self._value_at_count(d, cdf, k + 1.0)
+            high = self._value_at_count(d, cdf, min(k + 2.0, cdf[-1])) if frac > 0 else low
+            out[d] = (1 - frac) * low + frac * high
         return np.clip(out, self._min, self._max)
 
     def get_statistics(self) -> NormStats:

@@ -1,0 +1,79 @@
+import functools
+import json
+
+import numpy as np
+import pytest
+
+from openpi.datasets import stats as _stats
+from openpi.policies import b1k_policy
+from openpi.shared import normalize
+from openpi.training import data_loader as _dl
+
+
+def _loader_arrays(root, horizon):
+    """State and actions exactly as the training data loader yields them (B1K pipeline, before padding)."""
+    transforms = _dl.b1k_transforms(with_images=False, model_action_dim=23)
+    loader = _dl.create_lerobot_data_loader(
+        root=root,
+        transforms=transforms,
+        action_horizon=horizon,
+        batch_size=16,
+        camera_keys=(),
+        shuffle=False,
+        drop_last=False,
+        framework="numpy",
+        output="dict",
+    )
+    batches = [b for _, b in zip(range(len(loader)), loader)]
+    state = np.concatenate([b["state"] for b in batches])
+    actions = np.concatenate([b["actions"] for b in batches]).reshape(-1, 23)
+    assert len(state) == len(loader.dataset)
+    return state, actions
+
+
+@pytest.mark.parametrize("horizon", [1, 10])
+def test_fast_path_equals_data_loader_stats(mini_v21, horizon):
+    fast = _stats.compute_norm_stats(
+        mini_v21, state_transform=b1k_policy.proprio_to_state, action_horizon=horizon, progress=False
+    )
+    state, actions = _loader_arrays(mini_v21, horizon)
+    for key, exact in (("state", state.astype(np.float64)), ("actions", actions.astype(np.float64))):
+        got = fast[key]
+        np.testing.assert_allclose(got.mean, exact.mean(0), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(got.std, exact.std(0), rtol=1e-5, atol=1e-7)
+        span = exact.max(0) - exact.min(0)
+        for q, value in ((0.01, got.q01), (0.99, got.q99)):
+            assert np.all(np.abs(value - np.quantile(exact, q, axis=0)) <= 0.01 * span + 1e-7), (key, q)
+
+
+def test_chunk_weights_count_chunk_membership():
+    length, horizon = 7, 3
+    counts = np.zeros(length)
+    for start in range(length):
+        np.add.at(counts, np.minimum(start + np.arange(horizon), length - 1), 1)
+    np.testing.assert_array_equal(_stats.chunk_weights(length, horizon), counts)
+
+
+def test_max_frames_uses_a_subset(mini_v21):
+    full = _stats.compute_norm_stats(mini_v21, progress=False)
+    part = _stats.compute_norm_stats(mini_v21, max_frames=50, progress=False)
+    assert len(full["state"].mean) == 256  # no state transform: the raw proprio
+    assert not np.allclose(full["actions"].mean, part["actions"].mean)
+
+
+def test_script_writes_openpi_norm_stats(mini_v21, tmp_path, load_script):
+    script = load_script("compute_norm_stats")
+    script.main(script.Args(root=mini_v21, output_dir=tmp_path / "assets"))
+    raw = json.loads((tmp_path / "assets" / "norm_stats.json").read_text())
+    assert set(raw["norm_stats"]) == {"state", "actions"}
+    assert set(raw["norm_stats"]["actions"]) == {"mean", "std", "q01", "q99"}
+    loaded = normalize.load(tmp_path / "assets")
+    expected = _stats.compute_norm_stats(
+        mini_v21, state_transform=functools.partial(b1k_policy.proprio_to_state, state_order="action"), progress=False
+    )
+    np.testing.assert_allclose(loaded["state"].mean, expected["state"].mean)
+    assert len(loaded["state"].mean) == 23
+    # Torso dim 6 is constant 0: its std is 0 and normalization must not blow up on it.
+    assert loaded["actions"].std[6] == 0.0
+    with pytest.raises(SystemExit, match="--repo-id"):
+        script.main(script.Args())
