@@ -72,6 +72,12 @@ class Pi0Config(_model.BaseModelConfig):
                     f"Pi0Config.{field}={getattr(self, field)!r} is not a Gemma variant; choose one of "
                     f"{list(_gemma.VARIANTS)}."
                 )
+        depths = {v: _gemma.get_config(v).depth for v in (self.paligemma_variant, self.action_expert_variant)}
+        if len(set(depths.values())) != 1:
+            raise ValueError(
+                f"paligemma_variant and action_expert_variant must have the same depth (they share attention "
+                f"layer by layer), got {depths}."
+            )
         patch = _siglip.decode_variant(self.vision_variant)["patch"]
         if any(size % patch for size in self.image_resolution):
             raise ValueError(
