@@ -25,7 +25,7 @@ from openpi.analysis import sources
 
 @dataclasses.dataclass(frozen=True)
 class Args(sources.SourceArgs):
-    checkpoint: str = ""
+    checkpoint: str | None = None
     """Trained checkpoint directory (a step directory with params/ or model.safetensors and assets/)."""
     tasks: str = ""
     """Comma-separated task names (B1K task_name, task string or index); default every task."""

@@ -7,9 +7,10 @@ oversample arm-heavy action chunks (``--level window``), for the data config's `
     python scripts/filter_arm_heavy_episodes.py --root ~/data/b1k --level window --use-annotations \
         --output-path assets/arm_heavy_weights.json
 
-Arm motion = Σ|Δq| over both arms (rad); base motion = Σ‖v‖·dt. An episode or window is arm-heavy when
-arm ≥ ratio × base and arm ≥ --min-arm-movement; with --use-annotations the skill annotations
-(``annotations/task-XXXX/episode_XXXXXXXX.json``) decide where present. Criteria and file formats:
+Episodes: arm motion = Σ|Δq| over both arms (rad) vs base motion = Σ‖v‖·dt; arm-heavy when arm ≥ ratio × base
+and arm ≥ --min-arm-movement. Windows (action chunks): arm-heavy when non-navigation frames ≥ ratio ×
+navigation frames (navigation: base command norm > --base-velocity). With --use-annotations the skill
+annotations (``annotations/task-XXXX/episode_XXXXXXXX.json``) label the frames where present. Criteria and file formats:
 ``openpi.analysis.arm_heavy``. Reads only the parquet action column.
 """
 
@@ -38,6 +39,8 @@ class Args(sources.SourceArgs):
     """Window length; default the config's action horizon (50 without a config)."""
     oversample: float = 3.0
     """Window level: sampling weight of an arm-heavy window (others 1)."""
+    base_velocity: float = 1e-2
+    """Window level: a frame counts as navigation when the base command norm exceeds this."""
 
 
 def run(args: Args) -> dict[str, Any]:
@@ -47,6 +50,7 @@ def run(args: Args) -> dict[str, Any]:
         min_arm_movement=args.min_arm_movement,
         horizon=args.horizon or source.horizon,
         oversample=args.oversample,
+        base_velocity=args.base_velocity,
         use_annotations=args.use_annotations,
     )
     table = sources.load_actions(source)

@@ -4,11 +4,16 @@ B1K episodes mix navigation (large base commands, still arms) and manipulation (
 Motion measures, in raw units:
 - arm motion = Σ_t Σ_{d ∈ arms} |q_d[t] − q_d[t−1]| (rad, both arms);
 - base motion = Σ_t ‖v[t]‖₂ · dt over the base command dims (command units × s).
-An episode or window is arm-heavy when ``arm ≥ ratio_threshold · base`` and ``arm ≥ min_arm_movement``.
-Windows are action chunks ``[t, t + horizon)`` (cut at the episode end): the weight of frame t is the sampling
-weight of the chunk that starts there. With skill annotations (``skill_type``; ``"navigation"`` vs any other
-kind = manipulation), a window is arm-heavy when at least half of its annotated frames are manipulation, and
-an episode when manipulation frames ≥ ``ratio_threshold`` × navigation frames; the arm-motion floor still applies.
+An episode is arm-heavy when ``arm ≥ arm_ratio_threshold · base`` and ``arm ≥ min_arm_movement``; with skill
+annotations (``skill_type``: ``"navigation"`` vs any other kind = manipulation) when its manipulation frames
+number ≥ ``arm_ratio_threshold`` × its navigation frames (the arm-motion floor still applies).
+
+Windows are action chunks ``[t, t + horizon)`` (cut at the episode end); the weight of frame t is the sampling
+weight of the chunk that starts there. A window is arm-heavy when its non-navigation frames number
+≥ ``arm_ratio_threshold`` × its navigation frames, a frame being navigation when the base command norm
+exceeds ``base_velocity`` (or by its annotation). Windows count time, not motion: inside a short window the
+base's large commands outweigh slow arm motion in rad at every navigation/manipulation boundary, and the slow
+start and end of an arm motion would fall under any per-window floor on arm motion.
 
 File formats (JSON, written and read only through ``save_*`` / ``load_*`` below):
 - episode list: ``{"format": "openpi.episode_list", "version": 1, "repo_id", "criterion": {...},
@@ -43,6 +48,7 @@ class Criterion:
     arm_ratio_threshold: float = 1.5
     min_arm_movement: float = 0.1  # rad, summed over both arms
     horizon: int = 50  # window length (the action chunk)
+    base_velocity: float = 1e-2  # window level: a frame is navigation when the base command norm exceeds this
     oversample: float = 3.0  # sampling weight of an arm-heavy window (others: 1)
     use_annotations: bool = False
 
@@ -59,10 +65,6 @@ def frame_motion(table: common.ActionTable, roles: common.BodyRoles) -> tuple[np
     arm = np.abs(change[:, list(roles.arms)]).sum(axis=1)
     base = np.linalg.norm(table.actions[:, list(roles.base)].astype(np.float64), axis=1) / table.fps
     return arm, base
-
-
-def _is_arm_heavy(arm: np.ndarray, base: np.ndarray, criterion: Criterion) -> np.ndarray:
-    return (arm >= criterion.arm_ratio_threshold * base) & (arm >= criterion.min_arm_movement)
 
 
 def _ratio(arm: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -96,7 +98,7 @@ def select_episodes(
             ok = manip >= criterion.arm_ratio_threshold * nav and arm_sum[e] >= criterion.min_arm_movement
             source = "annotations"
         else:
-            ok = bool(_is_arm_heavy(arm_sum[e : e + 1], base_sum[e : e + 1], criterion)[0])
+            ok = arm_sum[e] >= criterion.arm_ratio_threshold * base_sum[e] and arm_sum[e] >= criterion.min_arm_movement
             source = "motion"
         details[ep] = {
             "arm_motion": float(arm_sum[e]),
@@ -117,28 +119,26 @@ def window_weights(
     roles: common.BodyRoles = common.R1PRO_ROLES,
     labels: Mapping[int, np.ndarray] | None = None,
 ) -> dict[int, np.ndarray]:
-    """Per episode, ``float32[T]`` sampling weights: ``oversample`` where the chunk starting there is arm-heavy."""
-    arm, base = frame_motion(table, roles)
+    """Per episode, ``float32[T]`` sampling weights: ``oversample`` where the chunk starting there is arm-heavy.
+
+    Frames are labeled navigation (base command norm above ``criterion.base_velocity``) or not, or by the
+    skill annotations when ``criterion.use_annotations``; a chunk is arm-heavy when its non-navigation frames
+    number at least ``arm_ratio_threshold`` × its navigation frames.
+    """
+    speed = np.linalg.norm(table.actions[:, list(roles.base)].astype(np.float64), axis=1)
+    motion_labels = (speed <= criterion.base_velocity).astype(np.int8)
     out = {}
     offsets = table.offsets
-    h = criterion.horizon
     for e, ep in enumerate(table.episode_index.tolist()):
         start, end = offsets[e], offsets[e + 1]
-        t = np.arange(end - start)
-        stop = np.minimum(t + h, end - start)
         label = labels.get(ep) if labels is not None and criterion.use_annotations else None
-        arm_c = np.concatenate([[0.0], np.cumsum(arm[start:end])])
-        base_c = np.concatenate([[0.0], np.cumsum(base[start:end])])
-        # The window's own motion: arm changes between its frames (t+1 .. stop−1), base over its frames.
-        arm_w = arm_c[stop] - arm_c[np.minimum(t + 1, stop)]
-        base_w = base_c[stop] - base_c[t]
-        if label is not None:
-            manip_c = np.concatenate([[0], np.cumsum(label == 1)])
-            known_c = np.concatenate([[0], np.cumsum(label >= 0)])
-            manip, known = manip_c[stop] - manip_c[t], known_c[stop] - known_c[t]
-            heavy = (2 * manip >= np.maximum(known, 1)) & (known > 0) & (arm_w >= criterion.min_arm_movement)
-        else:
-            heavy = _is_arm_heavy(arm_w, base_w, criterion)
+        label = motion_labels[start:end] if label is None else label
+        t = np.arange(end - start)
+        stop = np.minimum(t + criterion.horizon, end - start)
+        manip_c = np.concatenate([[0], np.cumsum(label == 1)])
+        nav_c = np.concatenate([[0], np.cumsum(label == 0)])
+        manip, nav = manip_c[stop] - manip_c[t], nav_c[stop] - nav_c[t]
+        heavy = (manip >= criterion.arm_ratio_threshold * nav) & (manip > 0)
         out[ep] = np.where(heavy, criterion.oversample, 1.0).astype(np.float32)
     return out
 

@@ -232,5 +232,7 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append("")
         lines.append(f"{'group':<14}{'pred Δrms':>12}{'true Δrms':>12}{'ratio':>8}")
         for name, p in report["prediction"].items():
-            lines.append(f"{name:<14}{p['pred_delta_rms']:>12.5f}{p['true_delta_rms']:>12.5f}{_ratio_text(p['ratio']):>8}")
+            lines.append(
+                f"{name:<14}{p['pred_delta_rms']:>12.5f}{p['true_delta_rms']:>12.5f}{_ratio_text(p['ratio']):>8}"
+            )
     return "\n".join(lines)

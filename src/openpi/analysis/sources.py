@@ -230,8 +230,10 @@ def heldout_episodes(source: Source, candidates: Sequence[int], per_task: int) -
     return sorted(ep for eps in by_task.values() for ep in eps[-per_task:])
 
 
-def check_checkpoint(checkpoint: str) -> pathlib.Path:
-    """The checkpoint directory, or a clear error when it does not exist."""
+def check_checkpoint(checkpoint: str | None) -> pathlib.Path:
+    """The checkpoint directory, or a clear error when none is given or it does not exist."""
+    if not checkpoint:
+        raise FileNotFoundError("No checkpoint given: pass --checkpoint DIR (a trained checkpoint's step directory).")
     path = pathlib.Path(checkpoint).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(f"Checkpoint directory not found: {path}")
