@@ -82,3 +82,31 @@ def test_clear_errors(mini_root, load_script, tmp_path):
         script.run(script.Args(root=str(mini_root), output_dir=str(tmp_path), groups=("wrist",), balance_groups=True))
     with pytest.raises(FileNotFoundError, match="No LeRobot dataset"):
         script.run(script.Args(root=str(tmp_path / "missing"), output_dir=str(tmp_path)))
+
+
+def test_analyzer_sees_balanced_groups_and_config_assets(mini_root, load_script, tmp_path, monkeypatch):
+    """End to end: balance by delta into the config's assets, then the analyzer (which reads the config's
+    norm-stats asset) reports equal normalized per-step change for every moving group."""
+    pytest.importorskip("openpi.training.config")
+    from openpi.training import config as _config
+
+    name = "pi0_b1k_arm_focused_demo"
+    monkeypatch.chdir(tmp_path)
+    cfg = _config.get_config(name)
+    balance = load_script("recompute_balanced_norm_stats")
+    asset_dir = cfg.assets_dirs / cfg.data.repo_id  # the config's default asset id is its repo id
+    balance.run(
+        balance.Args(
+            config_name=name,
+            root=str(mini_root),
+            output_dir=str(cfg.assets_dirs),
+            asset_id=cfg.data.repo_id,
+            balance_groups=True,
+            balance_by="delta",
+        )
+    )
+    analyze = load_script("analyze_action_magnitudes")
+    report = analyze.run(analyze.Args(config_name=name, root=str(mini_root), output=str(tmp_path / "m.json")))
+    assert report["norm_stats"] == str(asset_dir / "norm_stats.json")
+    moving = [g["normalized"]["delta_rms"] for g in report["groups"].values() if g["normalized"]["delta_rms"] > 0]
+    assert len(moving) == 4 and max(moving) / min(moving) - 1 <= 0.05

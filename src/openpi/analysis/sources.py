@@ -78,6 +78,11 @@ def resolve(args: SourceArgs) -> Source:
         from openpi.training import config as _config  # heavy; only when a config is named
 
         config = _config.get_config(args.config_name)
+        if any(getattr(config.data, "delta_action_mask", None) or ()):
+            raise ValueError(
+                f"Config {args.config_name!r} trains delta actions; these tools analyze the absolute action column "
+                "and would mis-measure the delta dims."
+            )
         repo_id = args.repo_id or config.data.repo_id
         root = args.root or (None if args.repo_id else config.data.root)
         groups = config.model.loss_weighting.groups
