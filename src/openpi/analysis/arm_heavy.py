@@ -17,7 +17,8 @@ start and end of an arm motion would fall under any per-window floor on arm moti
 
 File formats (JSON, written and read only through ``save_*`` / ``load_*`` below):
 - episode list: ``{"format": "openpi.episode_list", "version": 1, "repo_id", "criterion": {...},
-  "episodes": [int, ...], "details": {"<episode_index>": {"arm_motion", "base_motion", "ratio", "selected"}}}``;
+  "episodes": [int, ...], "details": {"<episode_index>": {"arm_motion", "base_motion", "ratio", "selected",
+  "source": "motion" | "annotations"}}}``;
 - sample weights: ``{"format": "openpi.sample_weights", "version": 1, "repo_id", "criterion": {...},
   "weights": {"<episode_index>": {"length": T, "runs": [[start, end, weight], ...]}}}`` — runs of equal
   weight, half-open, covering ``[0, T)``; ``load_sample_weights`` expands them to ``float32[T]`` per episode
@@ -67,10 +68,6 @@ def frame_motion(table: common.ActionTable, roles: common.BodyRoles) -> tuple[np
     return arm, base
 
 
-def _ratio(arm: np.ndarray, base: np.ndarray) -> np.ndarray:
-    return arm / np.maximum(base, 1e-9)
-
-
 @dataclasses.dataclass(frozen=True)
 class EpisodeSelection:
     episodes: list[int]  # selected episode indices
@@ -103,7 +100,7 @@ def select_episodes(
         details[ep] = {
             "arm_motion": float(arm_sum[e]),
             "base_motion": float(base_sum[e]),
-            "ratio": float(_ratio(arm_sum[e], base_sum[e])),
+            "ratio": float(arm_sum[e] / max(base_sum[e], 1e-9)),
             "selected": bool(ok),
             "source": source,
         }
