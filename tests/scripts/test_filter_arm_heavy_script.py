@@ -58,3 +58,31 @@ def test_clear_errors(mini_root, load_script, tmp_path):
         script.run(script.Args(root=str(tmp_path / "missing"), output_path=str(tmp_path / "o.json")))
     with pytest.raises(ValueError, match="oversample"):
         script.run(script.Args(root=str(mini_root), output_path=str(tmp_path / "o.json"), oversample=0.0))
+
+
+def test_sample_weights_file_plugs_into_the_data_loader(mini_root, load_script, tmp_path):
+    """The window-level file, through ``arm_heavy.sample_weight_fn``, drives the training loader's sampler:
+    arm-heavy chunks are drawn about as often as their share of the sampling mass."""
+    from openpi.training import data_loader
+
+    script = load_script("filter_arm_heavy_episodes")
+    out = tmp_path / "w.json"
+    script.run(script.Args(root=str(mini_root), output_path=str(out), level="window", oversample=4.0))
+    weights = arm_heavy.load_sample_weights(out)
+    all_w = np.concatenate(list(weights.values()))
+    expected = all_w[all_w > 1].sum() / all_w.sum()
+    loader = data_loader.create_lerobot_data_loader(
+        root=mini_root,
+        action_horizon=50,
+        batch_size=250,
+        camera_keys=(),
+        num_batches=4,
+        framework="numpy",
+        output="dict",
+        sample_weights=arm_heavy.sample_weight_fn(out),
+    )
+    drawn = [
+        weights[int(e)][int(f)] > 1 for batch in loader for e, f in zip(batch["episode_index"], batch["frame_index"])
+    ]
+    assert np.mean(all_w > 1) < expected  # oversampling raises the share
+    assert np.mean(drawn) == pytest.approx(expected, abs=0.05)
