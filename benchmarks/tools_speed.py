@@ -13,6 +13,10 @@ import time
 
 import tyro
 
+from openpi.analysis import arm_heavy
+from openpi.analysis import common
+from openpi.analysis import magnitudes
+from openpi.analysis import sources
 from openpi.datasets import mini_b1k
 
 SCRIPTS = pathlib.Path(__file__).resolve().parents[1] / "scripts"
@@ -59,6 +63,17 @@ def main(args: Args) -> None:
         print(f"Dataset {root}: {frames} frames")
         out = pathlib.Path(tmp) / "out"
         analyze, filt = _script("analyze_action_magnitudes"), _script("filter_arm_heavy_episodes")
+        source = sources.resolve(sources.SourceArgs(root=str(root)))
+        table = None
+
+        def read():
+            nonlocal table
+            table = sources.load_actions(source, progress=False)
+
+        _timed("read the action column (column reader)", read)
+        stats = common.data_norm_stats(table)
+        _timed("magnitudes.analyze (core, no I/O)", lambda: magnitudes.analyze(table, source.groups, stats))
+        _timed("arm_heavy.window_weights (core, no I/O)", lambda: arm_heavy.window_weights(table))
         t_a = _timed(
             "analyze_action_magnitudes (incl. plots)",
             lambda: analyze.run(analyze.Args(root=str(root), output=str(out / "mag.json"))),
