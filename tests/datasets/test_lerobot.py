@@ -29,9 +29,10 @@ def psnr(a, b):
 
 
 @BOTH
-def test_every_frame_reads_back_exactly(mini_dataset):
+@pytest.mark.parametrize("preload", [True, False])
+def test_every_frame_reads_back_exactly(mini_dataset, preload):
     written = _episodes(mini_dataset)
-    ds = LeRobotDataset(root=mini_dataset, camera_keys=())
+    ds = LeRobotDataset(root=mini_dataset, camera_keys=(), preload_max_bytes=2**30 if preload else 0)
     assert ds.episodes == list(written)
     assert len(ds) == sum(e.length for e in written.values())
     for i in range(len(ds)):
@@ -160,7 +161,7 @@ def _copy_with_table(tmp_path, mini_v21, edit):
 
 def test_parquet_without_action_column(tmp_path, mini_v21):
     root, path = _copy_with_table(tmp_path, mini_v21, lambda t: t.drop_columns(["action"]))
-    ds = LeRobotDataset(root=root, camera_keys=())
+    ds = LeRobotDataset(root=root, camera_keys=(), preload_max_bytes=0)
     with pytest.raises(DatasetFormatError, match=r"no column\(s\) \['action'\]") as err:
         ds.episode_data(10010)
     assert str(path) in str(err.value)
@@ -169,7 +170,8 @@ def test_parquet_without_action_column(tmp_path, mini_v21):
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_non_finite_action_names_episode_and_frame(tmp_path, mini_v21, bad):
+@pytest.mark.parametrize("preload", [True, False])
+def test_non_finite_action_names_episode_and_frame(tmp_path, mini_v21, bad, preload):
     def poison(table):
         actions = table.column("action").combine_chunks()
         values = actions.flatten().to_numpy().copy()
@@ -180,7 +182,7 @@ def test_non_finite_action_names_episode_and_frame(tmp_path, mini_v21, bad):
         return table.set_column(table.column_names.index("action"), "action", fixed)
 
     root, _ = _copy_with_table(tmp_path, mini_v21, poison)
-    ds = LeRobotDataset(root=root, camera_keys=())
+    ds = LeRobotDataset(root=root, camera_keys=(), preload_max_bytes=2**30 if preload else 0)
     with pytest.raises(DatasetFormatError, match=r"'action' in episode 10010, frame 7 \(dims \[15\]\)"):
         ds.episode_data(10010)
     with pytest.raises(DatasetFormatError, match="episode 10010, frame 7"):

@@ -239,6 +239,8 @@ def check_finite(name: str, values: np.ndarray, episode_index: int, path: pathli
     """Raises naming the episode, frame and file of the first NaN/inf in a float column."""
     if values.dtype.kind != "f":
         return
+    if np.isfinite(values).all():
+        return
     bad = ~np.isfinite(values)
     if bad.any():
         row = int(np.argwhere(bad)[0][0])
@@ -253,7 +255,8 @@ def read_parquet(path: pathlib.Path, columns: Sequence[str] | None) -> pa.Table:
     if not path.exists():
         raise DatasetNotFoundError(f"Parquet file not found: {path}")
     try:
-        return pq.read_table(path, columns=None if columns is None else list(dict.fromkeys(columns)))
+        # Callers parallelize over files; pyarrow's own threads would only compete with them.
+        return pq.read_table(path, columns=None if columns is None else list(dict.fromkeys(columns)), use_threads=False)
     except (pa.ArrowInvalid, KeyError) as e:
         names = pq.read_schema(path).names
         missing = [c for c in columns or () if c not in names]
@@ -282,6 +285,9 @@ class LeRobotDataset:
     ``task_index``), ``frame_index``, ``episode_index``, ``task`` (the prompt string), the action chunk
     ``[action_horizon, D]`` with ``action_is_pad`` when ``action_horizon`` is set, and one uint8 HWC image per
     entry of ``camera_keys`` (default every video feature; ``()`` decodes no video).
+
+    Parquet data is read whole for the selected episodes (once per process) when it takes at most
+    ``preload_max_bytes``; otherwise episode by episode with an LRU cache of ``episode_cache_size`` episodes.
     """
 
     def __init__(
@@ -296,6 +302,7 @@ class LeRobotDataset:
         columns: Sequence[str] | None = None,
         download: bool = False,
         episode_cache_size: int = 8,
+        preload_max_bytes: int = 2**30,
     ):
         self.meta = LeRobotMetadata.load(resolve_root(repo_id, root, download))
         chosen = self.meta.episode_indices if episodes is None else [int(e) for e in episodes]
@@ -320,6 +327,9 @@ class LeRobotDataset:
         self._starts = np.concatenate([[0], np.cumsum(lengths)])
         self._episode_cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
         self._episode_cache_size = episode_cache_size
+        # Small selections are read whole (once per process) so random access never re-reads an episode file.
+        self._preload = self._column_bytes() * len(self) <= preload_max_bytes
+        self._preloaded: dict[int, dict[str, np.ndarray]] | None = None
         self._videos = _video.VideoReader()
 
     def __len__(self) -> int:
@@ -339,8 +349,31 @@ class LeRobotDataset:
         frames = np.arange(len(self)) - np.repeat(self._starts[:-1], lengths)
         return episodes, frames
 
+    def _column_bytes(self) -> int:
+        """Bytes per frame of the columns read (8 for columns not described in info.json)."""
+        total = 0
+        for name in self.columns:
+            feature = self.meta.features.get(name, {})
+            itemsize = np.dtype(feature["dtype"]).itemsize if feature.get("dtype", "video") != "video" else 8
+            total += itemsize * int(np.prod(feature.get("shape", [1])))
+        return total
+
+    def _load_all(self) -> dict[int, dict[str, np.ndarray]]:
+        from openpi.datasets import columns as _columns  # columns builds on this module
+
+        data = _columns.read_columns(self.meta, self.columns, episodes=self.episodes)
+        return {
+            int(e): {name: values[data.starts[k] : data.starts[k + 1]] for name, values in data.columns.items()}
+            for k, e in enumerate(data.episodes)
+        }
+
     def episode_data(self, episode_index: int) -> dict[str, np.ndarray]:
         """The episode's parquet columns as numpy (cached per process), after format checks."""
+        if self._preload:
+            if self._preloaded is None:
+                self._preloaded = self._load_all()
+            if episode_index in self._preloaded:
+                return self._preloaded[episode_index]
         if episode_index in self._episode_cache:
             self._episode_cache.move_to_end(episode_index)
             return self._episode_cache[episode_index]
@@ -402,5 +435,6 @@ class LeRobotDataset:
         # Workers start with empty caches; open containers cannot be pickled.
         state = self.__dict__.copy()
         state["_episode_cache"] = OrderedDict()
+        state["_preloaded"] = None
         state["_videos"] = _video.VideoReader()
         return state

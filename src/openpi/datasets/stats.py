@@ -83,21 +83,19 @@ def compute_norm_stats(
         for start in range(0, len(chosen), episodes_per_read):
             group = chosen[start : start + episodes_per_read]
             data = _columns.read_columns(meta, [state_key, action_key], episodes=group)
-            keep = np.concatenate(
-                [np.arange(a, a + n) for a, n in zip(data.starts[:-1], lengths[start : start + len(group)])]
-            )
-            state = data[state_key][keep]
-            actions = data[action_key][keep]
+            used = lengths[start : start + len(group)]
+            state, actions = data[state_key], data[action_key]
+            if sum(used) < len(data):  # the last episode of a max_frames selection is cut short
+                keep = np.concatenate([np.arange(a, a + n) for a, n in zip(data.starts[:-1], used)])
+                state, actions = state[keep], actions[keep]
             if state_transform is not None:
                 state = state_transform(state)
             if action_transform is not None:
                 actions = action_transform(actions)
             weights = None
             if action_horizon > 1:
-                weights = np.concatenate(
-                    [chunk_weights(n, action_horizon) for n in lengths[start : start + len(group)]]
-                )
+                weights = np.concatenate([chunk_weights(n, action_horizon) for n in used])
             state_stats.update(state)
             action_stats.update(actions, weights)
-            bar.update(len(keep))
+            bar.update(sum(used))
     return {"state": state_stats.get_statistics(), "actions": action_stats.get_statistics()}

@@ -78,7 +78,7 @@ class VideoReader:
     # Continue decoding instead of seeking when the target is at most this far after the last frame.
     _FORWARD_WINDOW_S = 1.0
 
-    def __init__(self, max_open: int = 16):
+    def __init__(self, max_open: int = 64):
         self._max_open = max_open
         self._open: OrderedDict[str, _OpenVideo] = OrderedDict()
         self._pid = os.getpid()

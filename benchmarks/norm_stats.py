@@ -1,0 +1,84 @@
+"""Norm-stats throughput: the parquet fast path vs iterating the training data loader.
+
+Writes a no-video miniature B1K dataset of ``--frames`` frames (default 200k), then times
+`openpi.datasets.stats.compute_norm_stats` (state and action columns only, vectorized B1K state transform)
+over all of it, and the data loader (same B1K transforms, per-sample) over ``--loader-frames`` frames.
+Prints frames/s of both and their ratio (target >= 50x). Run: ``python benchmarks/norm_stats.py``.
+"""
+
+import dataclasses
+import pathlib
+import tempfile
+import time
+
+import tyro
+
+from openpi.datasets import mini_b1k
+from openpi.datasets import stats as _stats
+from openpi.policies import b1k_policy
+from openpi.training import data_loader as _dl
+
+
+@dataclasses.dataclass(frozen=True)
+class Args:
+    frames: int = 200_000
+    frames_per_episode: int = 1000
+    loader_frames: int = 20_000
+    """Frames the data loader iterates for its rate (it is too slow to read all of them)."""
+    batch_size: int = 256
+    num_workers: int = 2
+    action_horizon: int = 50
+    root: pathlib.Path | None = None
+    """Keep the dataset here (default: a temporary directory)."""
+
+
+def main(args: Args) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.root or pathlib.Path(tmp) / "mini_b1k_200k"
+        episodes = -(-args.frames // args.frames_per_episode)
+        config = mini_b1k.MiniB1KConfig(
+            root=root,
+            num_tasks=4,
+            episodes_per_task=-(-episodes // 4),
+            frames_per_episode=args.frames_per_episode,
+            length_jitter=0.0,
+            video=False,
+            overwrite=True,
+        )
+        start = time.perf_counter()
+        mini_b1k.write_mini_b1k(config, progress=False)
+        write_s = time.perf_counter() - start
+        total = config.num_tasks * config.episodes_per_task * config.frames_per_episode
+        print(f"wrote {total} frames (no video) in {write_s:.1f}s")
+
+        start = time.perf_counter()
+        _stats.compute_norm_stats(
+            root, state_transform=b1k_policy.proprio_to_state, action_horizon=args.action_horizon, progress=False
+        )
+        fast_s = time.perf_counter() - start
+        fast_rate = total / fast_s
+
+        loader = _dl.create_lerobot_data_loader(
+            root=root,
+            transforms=_dl.b1k_transforms(with_images=False, model_action_dim=23),
+            action_horizon=args.action_horizon,
+            batch_size=args.batch_size,
+            camera_keys=(),
+            num_workers=args.num_workers,
+            framework="numpy",
+            output="dict",
+            num_batches=max(1, args.loader_frames // args.batch_size),
+        )
+        iterator = iter(loader)
+        next(iterator)  # worker start-up is not part of the rate
+        start = time.perf_counter()
+        seen = sum(len(batch["state"]) for batch in iterator)
+        loader_rate = seen / (time.perf_counter() - start)
+
+    print(f"fast path (parquet columns): {fast_rate:,.0f} frames/s ({total} frames in {fast_s:.2f}s)")
+    print(f"data loader ({args.num_workers} workers, shuffled): {loader_rate:,.0f} frames/s ({seen} frames)")
+    print(f"ratio: {fast_rate / loader_rate:.0f}x (target >= 50x)")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args, description=__doc__.split("\n\n")[0]))
