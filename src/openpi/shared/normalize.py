@@ -77,11 +77,14 @@ class RunningStats:
         if batch.ndim == 0:
             raise ValueError("RunningStats.update needs an array with a trailing feature axis.")
         x = batch.reshape(-1, batch.shape[-1]) if batch.ndim > 1 else batch.reshape(-1, 1)
-        w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
-        if len(w) != len(x):
-            raise ValueError(f"Got {len(w)} weights for {len(x)} rows.")
-        keep = w > 0
-        x, w = x[keep], w[keep]
+        if weights is None:
+            w = None
+        else:
+            w = np.asarray(weights, dtype=np.float64).reshape(-1)
+            if len(w) != len(x):
+                raise ValueError(f"Got {len(w)} weights for {len(x)} rows.")
+            keep = w > 0
+            x, w = x[keep], w[keep]
         if len(x) == 0:
             return
         if not np.all(np.isfinite(x)):
@@ -90,9 +93,14 @@ class RunningStats:
         if self._mean is not None and x.shape[1] != len(self._mean):
             raise ValueError(f"RunningStats expected {len(self._mean)} dims, got {x.shape[1]}.")
 
-        total = w.sum()
-        mean_b = (w @ x) / total
-        m2_b = w @ np.square(x - mean_b)
+        if w is None:
+            total = float(len(x))
+            mean_b = x.sum(axis=0) / total
+            m2_b = np.square(x - mean_b).sum(axis=0)
+        else:
+            total = w.sum()
+            mean_b = (w @ x) / total
+            m2_b = w @ np.square(x - mean_b)
         bmin, bmax = x.min(axis=0), x.max(axis=0)
         if self._mean is None:
             self._count, self._mean, self._m2 = total, mean_b, m2_b
@@ -138,11 +146,12 @@ class RunningStats:
             self._hist[d] = new_hist
             self._lo[d], self._width[d] = lo - n * k * w, k * w
 
-    def _add_to_histogram(self, x: np.ndarray, w: np.ndarray) -> None:
+    def _add_to_histogram(self, x: np.ndarray, w: np.ndarray | None) -> None:
         nb, dims = self._num_bins, x.shape[1]
         idx = np.clip(np.floor((x - self._lo) / self._width).astype(np.int64), 0, nb - 1)
         flat = (idx + np.arange(dims) * nb).reshape(-1)
-        self._hist += np.bincount(flat, weights=np.repeat(w, dims), minlength=dims * nb).reshape(dims, nb)
+        repeated = None if w is None else np.repeat(w, dims)
+        self._hist += np.bincount(flat, weights=repeated, minlength=dims * nb).reshape(dims, nb)
 
     def _value_at_count(self, d: int, cdf: np.ndarray, count: float) -> float:
         """The value of the ``count``-th smallest row (1-based, by weight) of dim d, to within one bin."""

@@ -191,10 +191,12 @@ def create_lerobot_data_loader(
     camera_keys: Sequence[str] | None = None,
     episodes: Sequence[int] | None = None,
     episode_filter: Callable[[int], bool] | None = None,
+    preload_max_bytes: int = 2**30,
     **loader_kwargs,
 ) -> DataLoader:
     """A `DataLoader` over a local LeRobot dataset; ``episodes`` and/or ``episode_filter`` select episodes,
-    other keyword arguments (shuffle, seed, num_workers, sample_weights, framework, ...) go to `DataLoader`."""
+    ``preload_max_bytes`` is passed to `LeRobotDataset`, other keyword arguments (shuffle, seed, num_workers,
+    sample_weights, framework, ...) go to `DataLoader`."""
     meta = _lerobot.LeRobotMetadata.load(_lerobot.resolve_root(repo_id, root))
     chosen = meta.episode_indices if episodes is None else list(episodes)
     if episode_filter is not None:
@@ -202,7 +204,11 @@ def create_lerobot_data_loader(
     if not chosen:
         raise ValueError(f"No episodes of {meta.root} are left after the episode selection.")
     dataset = _lerobot.LeRobotDataset(
-        root=meta.root, episodes=chosen, action_horizon=action_horizon, camera_keys=camera_keys
+        root=meta.root,
+        episodes=chosen,
+        action_horizon=action_horizon,
+        camera_keys=camera_keys,
+        preload_max_bytes=preload_max_bytes,
     )
     return DataLoader(FrameDataset(dataset, transforms), batch_size=batch_size, **loader_kwargs)
 
