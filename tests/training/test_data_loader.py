@@ -26,7 +26,7 @@ def _frames(loader, batches=None):
 def test_jax_batches_are_observations(mini_v21):
     loader = _dl.create_lerobot_data_loader(
         root=mini_v21,
-        transforms=_dl.b1k_transforms(image_size=32, tokenizer=_tokenizer.FallbackTokenizer(48)),
+        transforms=_dl.b1k_transforms(image_size=32, tokenizer=_tokenizer.FallbackTokenizer(200)),
         action_horizon=10,
         batch_size=4,
         num_batches=2,
@@ -42,13 +42,13 @@ def test_jax_batches_are_observations(mini_v21):
     assert observation.image_masks["left_wrist_0_rgb"].shape == (4,)
     assert observation.state.shape == (4, 32) and actions.shape == (4, 10, 32)
     np.testing.assert_array_equal(np.asarray(actions)[..., 23:], 0.0)
-    assert observation.tokenized_prompt.shape == (4, 48) and observation.tokenized_prompt_mask.dtype == bool
+    assert observation.tokenized_prompt.shape == (4, 200) and observation.tokenized_prompt_mask.dtype == bool
 
 
 def test_pytorch_batches_are_tensors(mini_v30):
     loader = _dl.create_lerobot_data_loader(
         root=mini_v30,
-        transforms=_dl.b1k_transforms(image_size=32, tokenizer=_tokenizer.FallbackTokenizer(48)),
+        transforms=_dl.b1k_transforms(image_size=32, tokenizer=_tokenizer.FallbackTokenizer(200)),
         action_horizon=5,
         batch_size=3,
         framework="pytorch",
@@ -96,3 +96,42 @@ def test_worker_processes_give_the_same_batches(mini_v21):
     single = _frames(_raw_loader(mini_v21, seed=3, num_batches=4))
     parallel = _frames(_raw_loader(mini_v21, seed=3, num_batches=4, num_workers=2))
     assert parallel == single
+
+
+def test_create_data_loader_from_training_config(mini_v21):
+    """The trainer's entry point: a TrainConfig-like object and its runtime DataConfig."""
+    import types
+
+    from openpi import transforms as _t
+    from openpi.datasets import stats as _stats
+    from openpi.policies import b1k_policy
+
+    pipeline = _dl.b1k_transforms(image_size=32, tokenizer=_tokenizer.FallbackTokenizer(200))
+    norm_stats = _stats.compute_norm_stats(mini_v21, state_transform=b1k_policy.proprio_to_state, progress=False)
+    data_config = types.SimpleNamespace(
+        repo_id="mini",
+        root=str(mini_v21),
+        norm_stats=norm_stats,
+        use_quantile_norm=True,
+        action_key="action",
+        repack_transforms=_t.Group(inputs=[pipeline[0]]),
+        data_transforms=_t.Group(inputs=[pipeline[1]]),
+        model_transforms=_t.Group(inputs=pipeline[3:]),
+        episodes=(10, 10010),
+        sample_weights_path=None,
+    )
+    config = types.SimpleNamespace(model=types.SimpleNamespace(action_horizon=6), batch_size=4, seed=0, num_workers=0)
+    loader = _dl.create_data_loader(config, data_config, num_batches=3, output="dict", framework="numpy")
+    assert loader.dataset.dataset.camera_keys == list(b1k_policy.B1K_CAMERAS)
+    batches = list(loader)
+    assert loader.dataset.dataset.episodes == [10, 10010]
+    # Quantile-normalized actions of real dims lie in about [-1, 1]; constant torso dim 6 is exactly 0.
+    actions = np.concatenate([b["actions"] for b in batches])
+    assert actions.shape[1:] == (6, 32) and np.abs(actions[..., :23]).max() < 1.5
+    np.testing.assert_array_equal(actions[..., 6], 0.0)
+    resumed = _dl.create_data_loader(
+        config, data_config, num_batches=3, output="dict", framework="numpy", start_step=100
+    )
+    assert not np.array_equal(actions, np.concatenate([b["actions"] for b in resumed]))  # a fresh order
+    observation, actions = next(iter(_dl.create_data_loader(config, data_config, num_batches=1)))
+    assert observation.images["base_0_rgb"].shape == (4, 32, 32, 3) and actions.shape == (4, 6, 32)

@@ -57,13 +57,13 @@ def collate(samples: Sequence[dict]) -> dict:
     return out
 
 
-def _convert_leaf(x: Any, framework: Framework) -> Any:
+def _convert_leaf(x: Any, framework: Framework, sharding: Any = None) -> Any:
     if not isinstance(x, np.ndarray) or x.dtype.kind not in "biuf":
         return x
     if framework == "jax":
-        import jax.numpy as jnp
+        import jax
 
-        return jnp.asarray(x)
+        return jax.device_put(x, sharding)
     if framework == "pytorch":
         return torch.from_numpy(np.ascontiguousarray(x))
     return x
@@ -75,23 +75,25 @@ def _map_tree(fn: Callable[[Any], Any], tree: Any) -> Any:
     return fn(tree)
 
 
-def to_model_inputs(batch: dict, framework: Framework) -> tuple[Any, Any]:
-    """Batch dict → ``(Observation, actions)`` in the framework's arrays (uint8 images → float in [-1, 1])."""
+def to_model_inputs(batch: dict, framework: Framework, sharding: Any = None) -> tuple[Any, Any]:
+    """Batch dict → ``(Observation, actions)`` in the framework's arrays (uint8 images → float in [-1, 1]);
+    JAX arrays go to ``sharding`` when given."""
     import jax
 
     from openpi.models import model as _model
 
     observation = _model.Observation.from_dict(batch)
-    observation = jax.tree.map(lambda x: _convert_leaf(np.asarray(x), framework), observation)
+    observation = jax.tree.map(lambda x: _convert_leaf(np.asarray(x), framework, sharding), observation)
     actions = batch.get("actions")
-    return observation, None if actions is None else _convert_leaf(actions, framework)
+    return observation, None if actions is None else _convert_leaf(actions, framework, sharding)
 
 
 class _EpochSampler(torch.utils.data.Sampler):
     """Seeded sample order, fresh for every epoch; weighted draws with replacement when weights are given."""
 
-    def __init__(self, size: int, shuffle: bool, seed: int, weights: np.ndarray | None):
-        self._size, self._shuffle, self._seed = size, shuffle, seed
+    def __init__(self, size: int, shuffle: bool, seed: int | Sequence[int], weights: np.ndarray | None):
+        self._size, self._shuffle = size, shuffle
+        self._seed = [int(seed)] if isinstance(seed, int) else [int(v) for v in seed]
         self._p = None if weights is None else weights / weights.sum()
         self._epoch = 0
 
@@ -99,7 +101,7 @@ class _EpochSampler(torch.utils.data.Sampler):
         return self._size
 
     def __iter__(self) -> Iterator[int]:
-        rng = np.random.default_rng([self._seed, self._epoch])
+        rng = np.random.default_rng([*self._seed, self._epoch])
         self._epoch += 1
         if self._p is not None:
             order = rng.choice(self._size, size=self._size, replace=True, p=self._p)
@@ -126,7 +128,8 @@ class DataLoader:
     """Batches of a `FrameDataset`, endlessly (or ``num_batches``), epoch after epoch with a new seeded order.
 
     ``output="observation"`` yields ``(Observation, actions)``; ``"dict"`` the nested batch dict. Arrays are
-    jax arrays, torch tensors or numpy depending on ``framework``.
+    jax arrays (placed with ``sharding`` when given), torch tensors or numpy depending on ``framework``.
+    ``seed`` may be a sequence (e.g. ``(seed, start_step)``) so a resumed run draws a fresh order.
     """
 
     def __init__(
@@ -135,7 +138,7 @@ class DataLoader:
         *,
         batch_size: int,
         shuffle: bool = True,
-        seed: int = 0,
+        seed: int | Sequence[int] = 0,
         num_workers: int = 0,
         drop_last: bool = True,
         framework: Framework = "jax",
@@ -143,6 +146,7 @@ class DataLoader:
         sample_weights: SampleWeights | None = None,
         num_batches: int | None = None,
         worker_start_method: Literal["spawn", "fork", "forkserver"] = "spawn",
+        sharding: Any = None,
     ):
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}.")
@@ -153,6 +157,7 @@ class DataLoader:
         weights = None if sample_weights is None else _check_weights(sample_weights, len(dataset))
         self.dataset = dataset
         self._framework, self._output, self._num_batches = framework, output, num_batches
+        self._sharding = sharding
         self._loader = torch.utils.data.DataLoader(
             dataset,
             batch_size=batch_size,
@@ -176,9 +181,9 @@ class DataLoader:
                     return
                 produced += 1
                 if self._output == "observation":
-                    yield to_model_inputs(batch, self._framework)
+                    yield to_model_inputs(batch, self._framework, self._sharding)
                 else:
-                    yield _map_tree(lambda x: _convert_leaf(x, self._framework), batch)
+                    yield _map_tree(lambda x: _convert_leaf(x, self._framework, self._sharding), batch)
 
 
 def create_lerobot_data_loader(
@@ -192,6 +197,7 @@ def create_lerobot_data_loader(
     episodes: Sequence[int] | None = None,
     episode_filter: Callable[[int], bool] | None = None,
     preload_max_bytes: int = 2**30,
+    action_key: str = "action",
     **loader_kwargs,
 ) -> DataLoader:
     """A `DataLoader` over a local LeRobot dataset; ``episodes`` and/or ``episode_filter`` select episodes,
@@ -209,8 +215,65 @@ def create_lerobot_data_loader(
         action_horizon=action_horizon,
         camera_keys=camera_keys,
         preload_max_bytes=preload_max_bytes,
+        action_key=action_key,
     )
     return DataLoader(FrameDataset(dataset, transforms), batch_size=batch_size, **loader_kwargs)
+
+
+def create_data_loader(
+    config: Any,
+    data_config: Any,
+    *,
+    framework: Framework = "jax",
+    sharding: Any = None,
+    start_step: int = 0,
+    shuffle: bool = True,
+    num_batches: int | None = None,
+    output: Literal["observation", "dict"] = "observation",
+) -> DataLoader:
+    """The training loader of a `TrainConfig` and its runtime `DataConfig` (openpi.training.config).
+
+    Input pipeline: repack → data transforms → normalize (the config's norm stats, z-score or quantile) →
+    model transforms. Decodes the video keys the repack structure uses; honours the episode list and the
+    per-frame sample-weights file. The order is seeded by ``(config.seed, start_step)``.
+    """
+    transforms = [
+        *data_config.repack_transforms.inputs,
+        *data_config.data_transforms.inputs,
+        _transforms.Normalize(data_config.norm_stats, use_quantiles=data_config.use_quantile_norm),
+        *data_config.model_transforms.inputs,
+    ]
+    meta = _lerobot.LeRobotMetadata.load(_lerobot.resolve_root(data_config.repo_id, data_config.root))
+    wanted = {
+        key
+        for t in data_config.repack_transforms.inputs
+        if isinstance(t, _transforms.Repack)
+        for key in _transforms.flatten_dict(t.structure).values()
+    }
+    camera_keys = [k for k in meta.video_keys if k in wanted] if wanted else None
+    sample_weights = None
+    if getattr(data_config, "sample_weights_path", None):
+        from openpi.analysis import arm_heavy
+
+        sample_weights = arm_heavy.sample_weight_fn(data_config.sample_weights_path)
+    return create_lerobot_data_loader(
+        data_config.repo_id,
+        root=data_config.root,
+        transforms=transforms,
+        action_horizon=config.model.action_horizon,
+        batch_size=config.batch_size,
+        camera_keys=camera_keys,
+        episodes=data_config.episodes,
+        action_key=data_config.action_key,
+        sample_weights=sample_weights,
+        shuffle=shuffle,
+        seed=(config.seed, start_step),
+        num_workers=config.num_workers,
+        framework=framework,
+        output=output,
+        num_batches=num_batches,
+        sharding=sharding,
+    )
 
 
 def b1k_transforms(
