@@ -77,3 +77,17 @@ def test_script_writes_openpi_norm_stats(mini_v21, tmp_path, load_script):
     assert loaded["actions"].std[6] == 0.0
     with pytest.raises(SystemExit, match="--repo-id"):
         script.main(script.Args())
+
+
+def test_script_takes_dataset_and_assets_from_a_config(mini_v21, tmp_path, load_script, monkeypatch):
+    from openpi.training import config as _config
+
+    script = load_script("compute_norm_stats")
+    name = next(n for n in _config.configs() if n.endswith("_demo"))
+    monkeypatch.chdir(tmp_path)
+    config = _config.get_config(name)
+    script.main(script.Args(config_name=name, root=mini_v21))
+    asset_id = config.data.assets.asset_id or config.data.repo_id
+    written = normalize.load(config.assets_dirs / asset_id)
+    assert len(written["actions"].mean) == 23  # the B1K robot transform made a 23-dim state
+    assert len(written["state"].mean) == 23
