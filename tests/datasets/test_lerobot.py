@@ -202,3 +202,16 @@ def test_corrupt_or_missing_video_names_file(tmp_path, mini_v21):
         ds.decode_frame(10, HEAD, 3)
     with pytest.raises(VideoDecodeError, match=f"not found: {missing}"):
         ds.decode_frame(20, HEAD, 3)
+
+
+def test_b1k_task_chunks_whatever_chunks_size_says(tmp_path, mini_v21):
+    """B1K files live under task-XXXX (chunk = episode // 10000) even if info.json's chunks_size differs."""
+    root = tmp_path / "copy"
+    shutil.copytree(mini_v21, root)
+    info = json.loads((root / "meta/info.json").read_text())
+    info["chunks_size"] = 1000
+    (root / "meta/info.json").write_text(json.dumps(info))
+    meta = LeRobotMetadata.load(root)
+    assert meta.data_path(10020) == root / "data/task-0001/episode_00010020.parquet"
+    assert meta.video_path(10020, HEAD)[0].exists()
+    assert len(LeRobotDataset(root=root, camera_keys=())) == LeRobotMetadata.load(mini_v21).total_frames

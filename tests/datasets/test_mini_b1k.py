@@ -116,3 +116,14 @@ def test_cli_help():
         [sys.executable, "-m", "openpi.datasets.mini_b1k", "--help"], capture_output=True, text=True, check=True
     )
     assert "--planted-structure" in out.stdout and "--image-size" in out.stdout and "--version" in out.stdout
+
+
+def test_invalid_options_and_existing_root(tmp_path):
+    with pytest.raises(ValueError, match="image_size"):
+        _config(tmp_path, image_size=33)
+    with pytest.raises(ValueError, match="arm_heavy_share"):
+        _config(tmp_path, arm_heavy_share=1.5)
+    config = _config(tmp_path, num_tasks=1, episodes_per_task=1, frames_per_episode=20)
+    mini_b1k.write_mini_b1k(config, progress=False)
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        mini_b1k.write_mini_b1k(config, progress=False)

@@ -79,27 +79,48 @@ class MiniB1KConfig:
     root: pathlib.Path
     """Where to write the dataset (its root, holding meta/, data/, videos/, annotations/)."""
     num_tasks: int = 2
+    """Tasks (episode chunks); task strings cycle through 8 household tasks."""
     episodes_per_task: int = 3
+    """Episodes per task; episode index = task × 10000 + 10, 20, ..."""
     frames_per_episode: int = 150
     """Mean episode length; lengths vary uniformly by ±length_jitter around it."""
     length_jitter: float = 0.2
+    """Relative spread of the episode lengths (0 for equal lengths)."""
     planted_structure: bool = True
     """Mark some episodes arm-heavy and the others navigation-heavy (ground truth in the side file)."""
     arm_heavy_fraction: float = 0.5
+    """Fraction of the episodes planted as arm-heavy (a seeded choice)."""
     arm_heavy_share: float = 0.8
     """Fraction of an arm-heavy episode's frames spent in manipulation."""
     navigation_heavy_share: float = 0.2
+    """Fraction of a navigation-heavy episode's frames spent in manipulation."""
     image_size: int = 64
+    """Side of the square camera images (even, at least 16)."""
     video: bool = True
     """Write mp4 for the three rgb cameras; off for big statistics benchmarks."""
     codec: Literal["hevc", "av1", "h264"] = "hevc"
+    """Video codec: hevc like B1K, av1 like LeRobot's default, or h264."""
     gop: int = 30
+    """Keyframe interval in frames (B1K uses 250)."""
     version: Literal["v2.1", "v3.0"] = "v2.1"
+    """LeRobot layout: v2.1 (B1K 2025) or v3.0 (B1K 2026, LeRobot's current)."""
     episodes_per_file: int = 4
     """v3.0 only: episodes per parquet / mp4 file."""
     fps: int = 30
     seed: int = 0
     overwrite: bool = False
+    """Replace a non-empty root."""
+
+    def __post_init__(self):
+        if min(self.num_tasks, self.episodes_per_task, self.episodes_per_file, self.fps, self.gop) < 1:
+            raise ValueError("num_tasks, episodes_per_task, episodes_per_file, fps and gop must be at least 1.")
+        if self.frames_per_episode < 4:
+            raise ValueError(f"frames_per_episode must be at least 4, got {self.frames_per_episode}.")
+        if self.image_size < 16 or self.image_size % 2:
+            raise ValueError(f"image_size must be even and at least 16 (yuv420p video), got {self.image_size}.")
+        for name in ("length_jitter", "arm_heavy_fraction", "arm_heavy_share", "navigation_heavy_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0 or (name == "length_jitter" and self.length_jitter >= 1.0):
+                raise ValueError(f"{name} must be in [0, 1] (length_jitter below 1), got {getattr(self, name)}.")
 
 
 @dataclasses.dataclass(frozen=True)
