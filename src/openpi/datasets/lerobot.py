@@ -330,6 +330,7 @@ class LeRobotDataset:
         # Small selections are read whole (once per process) so random access never re-reads an episode file.
         self._preload = self._column_bytes() * len(self) <= preload_max_bytes
         self._preloaded: dict[int, dict[str, np.ndarray]] | None = None
+        self._last_file: tuple[pathlib.Path | None, pa.Table | None] = (None, None)
         self._videos = _video.VideoReader()
 
     def __len__(self) -> int:
@@ -379,10 +380,12 @@ class LeRobotDataset:
             return self._episode_cache[episode_index]
         info = self.meta.episode(episode_index)
         path = self.meta.root / info.data_file
-        table = read_parquet(
-            path, self.columns if self.meta.version.startswith("v2") else [*self.columns, "episode_index"]
-        )
-        table = episode_rows(table, episode_index, path)
+        if self.meta.version.startswith("v2"):
+            table = read_parquet(path, self.columns)
+        else:  # a v3.0 file holds many episodes: keep the last one read for its neighbours
+            if self._last_file[0] != path:
+                self._last_file = (path, read_parquet(path, [*self.columns, "episode_index"]))
+            table = episode_rows(self._last_file[1], episode_index, path)
         if table.num_rows != info.length:
             raise DatasetFormatError(
                 f"Episode {episode_index} has {table.num_rows} rows in {path} but length {info.length} in meta/."
@@ -436,5 +439,6 @@ class LeRobotDataset:
         state = self.__dict__.copy()
         state["_episode_cache"] = OrderedDict()
         state["_preloaded"] = None
+        state["_last_file"] = (None, None)
         state["_videos"] = _video.VideoReader()
         return state
