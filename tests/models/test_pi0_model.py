@@ -33,8 +33,11 @@ def tiny_config(**overrides) -> pi0_config.Pi0Config:
 
 
 def perturbed(model: nnx.Module, seed: int, scale: float = 0.1) -> nnx.Module:
-    """The model with every parameter moved randomly, so zero-initialised parts (norm scales, adaRMS) matter."""
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    """The model with its parameters moved randomly, so zero-initialised parts (norm scales, adaRMS) matter.
+
+    The (already random) token embedding is left as is."""
+    embedding = pi0_config.path_regex(".*input_embedding")
+    graphdef, embed, params, rest = nnx.split(model, embedding, nnx.Param, ...)
 
     @jax.jit
     def move(params):
@@ -43,7 +46,7 @@ def perturbed(model: nnx.Module, seed: int, scale: float = 0.1) -> nnx.Module:
         leaves = [x + scale * jax.random.normal(k, x.shape, x.dtype) for x, k in zip(leaves, keys)]
         return jax.tree.unflatten(treedef, leaves)
 
-    return nnx.merge(graphdef, move(params), rest)
+    return nnx.merge(graphdef, embed, move(params), rest)
 
 
 def make_batch(config: pi0_config.Pi0Config, seed: int = 0) -> tuple[_model.Observation, jax.Array]:
@@ -108,49 +111,42 @@ def test_compute_loss_is_finite_per_step_and_differentiable(setup):
     assert np.abs(grads.PaliGemma["img"].head.kernel.value).sum() > 0
 
 
-@pytest.mark.parametrize("strategy", ["uniform", "original", "per_dimension", "per_group"])
-def test_loss_strategy_reweights_the_same_per_dim_error(pi0_setup, strategy):
+def test_loss_strategy_reweights_the_same_per_dim_error(pi0_setup):
     config, model = pi0_setup
     obs, actions = make_batch(config)
-    rng = np.random.default_rng(3)
-    noise = jnp.asarray(rng.normal(size=actions.shape), jnp.float32)
+    noise = jnp.asarray(np.random.default_rng(3).normal(size=actions.shape), jnp.float32)
     time = jnp.asarray([0.3, 0.8], jnp.float32)
-    weights = {"base": 1.0, "arm": 2.0, "gripper": 3.0}
-    strategy_config = dataclasses.replace(config, loss_weighting_strategy=strategy, group_weights=weights)
-    if strategy == "per_dimension":
-        strategy_config = dataclasses.replace(strategy_config, dimension_weights=list(range(1, 9)), group_weights=None)
-    strategy_model = strategy_config.load(nnx.state(model, nnx.Param).to_pure_dict())
-
-    loss, metrics = strategy_model.compute_loss_and_metrics(jax.random.key(0), obs, actions, noise=noise, time=time)
+    params = nnx.state(model, nnx.Param).to_pure_dict()
 
     # Independent per-dim error from an explicit flow-matching step.
     t = time[:, None, None]
     velocity = model.predict_velocity(obs, t * noise + (1 - t) * actions, time)
     err = np.asarray(jnp.square(velocity - (noise - actions)))
-    expected, expected_metrics = pi0_loss_utils.weighted_loss_and_metrics(strategy_config.loss_weighting, err, actions)
-    np.testing.assert_allclose(loss, expected, rtol=1e-5, atol=1e-7)
-    assert set(metrics) == set(expected_metrics)
-    if strategy == "uniform":
-        np.testing.assert_allclose(loss, err.mean(-1), rtol=1e-5)
-    if strategy == "per_dimension":
-        w = np.arange(1, 9) / np.arange(1, 9).mean()
-        np.testing.assert_allclose(loss, (err * w).mean(-1), rtol=1e-5)
-    np.testing.assert_allclose(metrics["loss/arm"], err[..., 3:7].mean(), rtol=1e-5)
-    np.testing.assert_allclose(metrics["loss/gripper"], err[..., 7].mean(), rtol=1e-5)
 
+    dim_weights = np.arange(1.0, 9.0)
+    losses = {}
+    for strategy in ("uniform", "original", "per_dimension", "per_group"):
+        strategy_config = dataclasses.replace(
+            config,
+            loss_weighting_strategy=strategy,
+            dimension_weights=list(dim_weights) if strategy == "per_dimension" else None,
+        )
+        loss, metrics = strategy_config.load(params).compute_loss_and_metrics(
+            jax.random.key(0), obs, actions, noise=noise, time=time
+        )
+        expected, expected_metrics = pi0_loss_utils.weighted_loss_and_metrics(
+            strategy_config.loss_weighting, err, actions
+        )
+        np.testing.assert_allclose(loss, expected, rtol=1e-5, atol=1e-7, err_msg=strategy)
+        assert metrics.keys() == expected_metrics.keys()
+        np.testing.assert_allclose(metrics["loss/arm"], err[..., 3:7].mean(), rtol=1e-5)
+        np.testing.assert_allclose(metrics["loss/gripper"], err[..., 7].mean(), rtol=1e-5)
+        losses[strategy] = np.asarray(loss)
 
-def test_strategies_give_different_losses_for_the_same_error(pi0_setup):
-    config, model = pi0_setup
-    obs, actions = make_batch(config)
-    params = nnx.state(model, nnx.Param).to_pure_dict()
-    kwargs = {"noise": jnp.zeros_like(actions), "time": jnp.asarray([0.5, 0.5])}
-    losses = {
-        s: dataclasses.replace(config, loss_weighting_strategy=s)
-        .load(params)
-        .compute_loss(jax.random.key(0), obs, actions, **kwargs)
-        for s in ("uniform", "per_group")
-    }
+    np.testing.assert_allclose(losses["uniform"], err.mean(-1), rtol=1e-5)
+    np.testing.assert_allclose(losses["per_dimension"], (err * dim_weights / dim_weights.mean()).mean(-1), rtol=1e-5)
     assert not np.allclose(losses["uniform"], losses["per_group"])
+    assert not np.allclose(losses["uniform"], losses["original"])
 
 
 def test_sample_actions_matches_uncached_euler_reference(setup):
@@ -214,5 +210,7 @@ def test_tiny_model_overfits_one_batch(pi0_setup):
         optimizer.update(model, grads)
         return loss
 
-    losses = [float(train_step(model, optimizer)) for _ in range(200)]
-    assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])
+    losses = [float(train_step(model, optimizer))]
+    while len(losses) < 200 and losses[-1] >= losses[0] / 100:
+        losses.append(float(train_step(model, optimizer)))
+    assert losses[-1] < losses[0] / 10, f"loss {losses[0]:.3g} -> {losses[-1]:.3g} after {len(losses)} steps"
