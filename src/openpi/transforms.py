@@ -100,6 +100,10 @@ class Repack(DataTransformFn):
         return unflatten_dict(out)
 
 
+# openpi's name for `Repack`.
+RepackTransform = Repack
+
+
 def _constant_dims(
     norm_stats: Mapping[str, _normalize.NormStats] | None, use_quantiles: bool, min_scale: float
 ) -> dict[str, np.ndarray]:

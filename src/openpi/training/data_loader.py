@@ -109,7 +109,7 @@ class _EpochSampler(torch.utils.data.Sampler):
             order = rng.permutation(self._size)
         else:
             order = np.arange(self._size)
-        return iter(order.tolist())
+        return (int(i) for i in order)  # lazily: a list of 100M Python ints would take gigabytes
 
 
 def _check_weights(weights: np.ndarray, size: int) -> np.ndarray:
