@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from collections.abc import Sequence
-import concurrent.futures
 import dataclasses
 import pathlib
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 import tqdm
 
 from openpi.datasets import lerobot as _lerobot
@@ -52,27 +54,11 @@ class ColumnData:
             yield int(episode), {name: values[rows] for name, values in self.columns.items()}
 
 
-def _read_file(
-    meta: _lerobot.LeRobotMetadata, path: pathlib.Path, episodes: list[int], columns: list[str], check: bool
-) -> list[dict[str, np.ndarray]]:
-    """One parquet file → per-episode column dicts (v2.1: one episode; v3.0: those of ``episodes`` in it)."""
-    multi = not meta.version.startswith("v2")
-    table = _lerobot.read_parquet(path, [*columns, "episode_index"] if multi else columns)
-    out = []
-    for episode in episodes:
-        rows = _lerobot.episode_rows(table, episode, path) if multi else table
-        length = meta.episode(episode).length
-        if rows.num_rows != length:
-            raise _lerobot.DatasetFormatError(
-                f"Episode {episode} has {rows.num_rows} rows in {path} but length {length} in meta/."
-            )
-        data = {name: _lerobot.column_to_numpy(rows.column(name)) for name in columns}
-        if check:
-            frames = np.arange(rows.num_rows)
-            for name, values in data.items():
-                _lerobot.check_finite(name, values, episode, path, frames)
-        out.append(data)
-    return out
+def _missing_column_error(path: str, name: str) -> _lerobot.DatasetFormatError:
+    names = pq.read_schema(path).names
+    if name not in names:
+        return _lerobot.DatasetFormatError(f"{path} has no column(s) {[name]}; its columns are {names}.")
+    return _lerobot.DatasetFormatError(f"{path} has null values in column '{name}'.")
 
 
 def read_columns(
@@ -81,43 +67,97 @@ def read_columns(
     *,
     episodes: Sequence[int] | None = None,
     check_finite: bool = True,
-    num_threads: int = 4,
     progress: bool = False,
 ) -> ColumnData:
     """Reads ``columns`` for ``episodes`` (default all, in dataset order) of a dataset root or its metadata.
 
-    Float columns are checked for NaN/inf (the error names episode, frame and file) unless ``check_finite``
-    is off. Errors for a missing file or column name the file.
+    Files are scanned by pyarrow's dataset reader (parallel, in file order) straight into preallocated
+    arrays. Float columns are checked for NaN/inf (the error names episode, frame and file) unless
+    ``check_finite`` is off; a missing file or column and a row count that disagrees with ``meta/`` are
+    errors that name the file.
     """
     meta = source if isinstance(source, _lerobot.LeRobotMetadata) else _lerobot.LeRobotMetadata.load(source)
     chosen = meta.episode_indices if episodes is None else [int(e) for e in episodes]
+    if not chosen:
+        raise ValueError(f"No episodes selected from {meta.root}.")
     columns = list(dict.fromkeys(columns))
-    by_file: dict[str, list[int]] = {}
-    for episode in chosen:
-        by_file.setdefault(meta.episode(episode).data_file, []).append(episode)
-
-    results: dict[int, dict[str, np.ndarray]] = {}
-    with concurrent.futures.ThreadPoolExecutor(max(1, num_threads)) as pool:
-        futures = {
-            pool.submit(_read_file, meta, meta.root / rel, eps, columns, check_finite): eps
-            for rel, eps in by_file.items()
-        }
-        bar = tqdm.tqdm(total=len(chosen), desc="Reading columns", unit="episode", disable=not progress)
-        for future in concurrent.futures.as_completed(futures):
-            results.update(zip(futures[future], future.result()))
-            bar.update(len(futures[future]))
-        bar.close()
-
     lengths = np.array([meta.episode(e).length for e in chosen], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)])
-    data = {}
-    for name in columns:
-        parts = [results[e][name] for e in chosen]
-        data[name] = np.concatenate(parts) if parts else np.empty((0,))
+    files = list(dict.fromkeys(str(meta.root / meta.episode(e).data_file) for e in chosen))
+    for path in files:
+        if not pathlib.Path(path).exists():
+            raise _lerobot.DatasetNotFoundError(f"Parquet file not found: {path}")
+    wanted = list(dict.fromkeys([*columns, "episode_index"]))
+    dataset = pads.dataset(files, format="parquet")
+    for name in wanted:
+        if name not in dataset.schema.names:
+            raise _missing_column_error(files[0], name)
+    total = int(starts[-1])
+    out: dict[str, np.ndarray] = {}
+    position = 0
+    # One file per episode (v2.1) needs no filter; v3.0 files also hold episodes that were not asked for.
+    row_filter = None if meta.version.startswith("v2") else pads.field("episode_index").isin(chosen)
+    scanner = dataset.scanner(columns=wanted, filter=row_filter, use_threads=True)
+    bar = tqdm.tqdm(total=total, desc="Reading columns", unit="frame", unit_scale=True, disable=not progress)
+    try:
+        for tagged in scanner.scan_batches():
+            batch, path = tagged.record_batch, tagged.fragment.path
+            rows = batch.num_rows
+            if position + rows > total:
+                raise _lerobot.DatasetFormatError(f"{path} holds more rows than meta/ lists for its episodes.")
+            for name in wanted:
+                column = batch.column(name)
+                if column.null_count:  # a file without the column: the dataset reader fills it with nulls
+                    raise _missing_column_error(path, name)
+                values = _lerobot.column_to_numpy(column)
+                if name not in out:
+                    out[name] = np.empty((total, *values.shape[1:]), values.dtype)
+                out[name][position : position + rows] = values
+            position += rows
+            bar.update(rows)
+    except pa.ArrowInvalid as e:
+        raise _lerobot.DatasetFormatError(f"Cannot read columns {columns} of {meta.root}: {e}") from e
+    finally:
+        bar.close()
+    _check_rows(meta, chosen, lengths, out["episode_index"][:position])
+    rank = np.searchsorted(np.sort(chosen), out["episode_index"])
+    order_rank = np.argsort(np.argsort(chosen))[rank]  # position of each row's episode in `chosen`
+    if np.any(np.diff(order_rank) < 0):  # rows not in the requested episode order: reorder (stable)
+        order = np.argsort(order_rank, kind="stable")
+        out = {name: values[order] for name, values in out.items()}
+    frame_index = np.arange(total) - np.repeat(starts[:-1], lengths)
+    episode_index = np.repeat(np.asarray(chosen, dtype=np.int64), lengths)
+    if check_finite:
+        for name in columns:
+            _check_finite(meta, name, out[name], episode_index, frame_index)
     return ColumnData(
-        columns=data,
-        episode_index=np.repeat(np.asarray(chosen, dtype=np.int64), lengths),
-        frame_index=np.arange(starts[-1]) - np.repeat(starts[:-1], lengths),
+        columns={name: out[name] for name in columns},
+        episode_index=episode_index,
+        frame_index=frame_index,
         episodes=np.asarray(chosen, dtype=np.int64),
         starts=starts,
     )
+
+
+def _check_rows(meta: _lerobot.LeRobotMetadata, chosen: list[int], lengths: np.ndarray, episodes: np.ndarray) -> None:
+    """Every selected episode has exactly the number of rows ``meta/`` gives it."""
+    found = dict(zip(*np.unique(episodes, return_counts=True)))
+    for episode, length in zip(chosen, lengths):
+        rows = int(found.get(episode, 0))
+        if rows != length:
+            path = meta.data_path(episode)
+            raise _lerobot.DatasetFormatError(
+                f"Episode {episode} has {rows} rows in {path} but length {int(length)} in meta/."
+            )
+
+
+def _check_finite(
+    meta: _lerobot.LeRobotMetadata, name: str, values: np.ndarray, episode_index: np.ndarray, frame_index: np.ndarray
+) -> None:
+    """Raises (via `lerobot.check_finite`, naming episode, frame and file) at the first row with NaN/inf."""
+    if values.dtype.kind != "f" or np.isfinite(values).all():
+        return
+    bad_rows = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
+    row = int(bad_rows[0])
+    episode = int(episode_index[row])
+    _lerobot.check_finite(name, values[row : row + 1], episode, meta.data_path(episode), frame_index[row : row + 1])

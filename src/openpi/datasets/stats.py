@@ -48,6 +48,19 @@ def _select(meta: _lerobot.LeRobotMetadata, episodes: Sequence[int] | None, max_
     return picked, used
 
 
+def _batches(episodes: list[int], lengths: list[int], frames: int):
+    """Consecutive groups of episodes with about ``frames`` frames each (bounded memory per read)."""
+    group, used = [], []
+    for episode, length in zip(episodes, lengths):
+        group.append(episode)
+        used.append(length)
+        if sum(used) >= frames:
+            yield group, used
+            group, used = [], []
+    if group:
+        yield group, used
+
+
 def compute_norm_stats(
     source: _lerobot.LeRobotMetadata | _lerobot.LeRobotDataset | pathlib.Path | str,
     *,
@@ -59,14 +72,14 @@ def compute_norm_stats(
     max_frames: int | None = None,
     episodes: Sequence[int] | None = None,
     seed: int = 0,
-    episodes_per_read: int = 64,
+    frames_per_read: int = 500_000,
     progress: bool = True,
 ) -> dict[str, _normalize.NormStats]:
     """``{"state": NormStats, "actions": NormStats}`` over the selected episodes.
 
     ``state_transform`` / ``action_transform`` map a whole [N, D] column (e.g. B1K's 256-dim proprio to the
     23-dim state). ``max_frames`` limits the work to a seeded random subset of episodes (the last one cut
-    short). A `LeRobotDataset` source uses its episode selection unless ``episodes`` is given.
+    short). Columns are read ``frames_per_read`` frames at a time to bound memory. A `LeRobotDataset` source uses its episode selection unless ``episodes`` is given.
     """
     if isinstance(source, _lerobot.LeRobotDataset):
         episodes = source.episodes if episodes is None else episodes
@@ -80,10 +93,8 @@ def compute_norm_stats(
     chosen, lengths = _select(meta, episodes, max_frames, seed)
     state_stats, action_stats = _normalize.RunningStats(), _normalize.RunningStats()
     with tqdm.tqdm(total=sum(lengths), desc="Norm stats", unit="frame", unit_scale=True, disable=not progress) as bar:
-        for start in range(0, len(chosen), episodes_per_read):
-            group = chosen[start : start + episodes_per_read]
+        for group, used in _batches(chosen, lengths, frames_per_read):
             data = _columns.read_columns(meta, [state_key, action_key], episodes=group)
-            used = lengths[start : start + len(group)]
             state, actions = data[state_key], data[action_key]
             if sum(used) < len(data):  # the last episode of a max_frames selection is cut short
                 keep = np.concatenate([np.arange(a, a + n) for a, n in zip(data.starts[:-1], used)])

@@ -149,9 +149,12 @@ class RunningStats:
     def _add_to_histogram(self, x: np.ndarray, w: np.ndarray | None) -> None:
         nb, dims = self._num_bins, x.shape[1]
         idx = np.clip(np.floor((x - self._lo) / self._width).astype(np.int64), 0, nb - 1)
-        flat = (idx + np.arange(dims) * nb).reshape(-1)
-        repeated = None if w is None else np.repeat(w, dims)
-        self._hist += np.bincount(flat, weights=repeated, minlength=dims * nb).reshape(dims, nb)
+        if w is None:  # one bincount over all dims at once
+            flat = (idx + np.arange(dims) * nb).reshape(-1)
+            self._hist += np.bincount(flat, minlength=dims * nb).reshape(dims, nb)
+        else:  # per dim, so the weights need not be repeated for every dim
+            for d in range(dims):
+                self._hist[d] += np.bincount(idx[:, d], weights=w, minlength=nb)
 
     def _value_at_count(self, d: int, cdf: np.ndarray, count: float) -> float:
         """The value of the ``count``-th smallest row (1-based, by weight) of dim d, to within one bin."""
