@@ -79,4 +79,8 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args, description=__doc__.split("\n\n")[0]))
+    cli_args = tyro.cli(Args, description=__doc__.split("\n\n")[0])
+    try:
+        main(cli_args)
+    except (FileNotFoundError, ValueError) as error:  # missing dataset, unknown config, bad data: message only
+        raise SystemExit(f"error: {error}") from None
