@@ -674,4 +674,8 @@ def main(config: MiniB1KConfig) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(MiniB1KConfig, description=__doc__.split("\n\n")[0]))
+    cli_config = tyro.cli(MiniB1KConfig, description=__doc__.split("\n\n")[0])
+    try:
+        main(cli_config)
+    except (FileExistsError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
