@@ -9,7 +9,6 @@ parameter tree matches openpi checkpoints. The second expert can use adaRMS (pi0
 
 from collections.abc import Sequence
 import dataclasses
-from typing import Literal
 
 import flax.linen as nn
 import jax
@@ -20,8 +19,6 @@ from openpi.models import lora
 PALIGEMMA_VOCAB_SIZE = 257_152
 # Gemma's masked-logit value (the most negative bfloat16-representable value used upstream).
 _MASKED_LOGIT = -2.3819763e38
-
-Variant = Literal["dummy", "gemma_300m", "gemma_300m_lora", "gemma_2b", "gemma_2b_lora"]
 
 # A KV cache: (keys, values), each [depth, B, S, num_kv_heads, head_dim].
 KVCache = tuple[jax.Array, jax.Array]
