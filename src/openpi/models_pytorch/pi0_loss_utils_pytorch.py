@@ -1,6 +1,7 @@
 """PyTorch twin of the action-group loss weighting (math in ``openpi.shared.loss_weighting``).
 
-Vectorized over batch and time; weights are detached so they carry no gradient.
+Vectorized over batch and time; weights are detached so they carry no gradient. Under DDP, batch means are
+taken over the global batch (all ranks), as the JAX twin does with a sharded global batch.
 """
 
 import functools
@@ -22,7 +23,14 @@ class _TorchOps:
         return torch.cat([torch.zeros_like(actions[:, :1]), actions[:, 1:] - actions[:, :-1]], dim=1)
 
     def mean(self, x, axes):
-        return x.mean(dim=axes, keepdim=True)
+        out = x.mean(dim=axes, keepdim=True)
+        if 0 in axes and torch.distributed.is_available() and torch.distributed.is_initialized():
+            # Under DDP each rank holds part of the batch; batch means (only taken of detached weights) must
+            # cover the global batch so the weights equal the single-process (and JAX) ones.
+            out = out.detach().clone()
+            torch.distributed.all_reduce(out)
+            out = out / torch.distributed.get_world_size()
+        return out
 
     def sum(self, x, axes):
         return x.sum(dim=axes)
