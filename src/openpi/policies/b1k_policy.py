@@ -11,11 +11,13 @@ actions; group weights built on it weight the left gripper as an arm joint and h
 
 from collections.abc import Mapping
 import dataclasses
+import functools
 from typing import Literal
 import warnings
 
 import numpy as np
 
+from openpi.policies import lerobot_policy
 from openpi.shared import action_groups as _groups
 
 R1PRO_ACTION_DIM = 23
@@ -138,16 +140,6 @@ def proprio_to_state(proprio: np.ndarray, state_order: StateOrder = "action") ->
     return np.concatenate([base, trunk, left, to_unit(left_width), right, to_unit(right_width)], axis=-1)
 
 
-def _to_uint8_hwc(image: np.ndarray) -> np.ndarray:
-    """Accepts uint8 HWC or float CHW/HWC in [0, 1] (what LeRobot tooling yields) and returns uint8 HWC."""
-    image = np.asarray(image)
-    if image.ndim == 3 and image.shape[0] == 3 and image.shape[-1] != 3:
-        image = np.transpose(image, (1, 2, 0))
-    if np.issubdtype(image.dtype, np.floating):
-        image = np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
-    return image
-
-
 def b1k_repack_structure(camera_keys: Mapping[str, str] | None = None) -> dict:
     """The `transforms.Repack` structure that turns a `LeRobotDataset` sample into B1KInputs' input."""
     cameras = B1K_CAMERAS if camera_keys is None else camera_keys
@@ -160,39 +152,18 @@ def b1k_repack_structure(camera_keys: Mapping[str, str] | None = None) -> dict:
 
 
 @dataclasses.dataclass(frozen=True)
-class B1KInputs:
-    """Repacked B1K sample → model dict: 23-dim state, images under the model's slots with masks, actions."""
+class B1KInputs(lerobot_policy.LeRobotInputs):
+    """Repacked B1K sample → model dict: the 256-dim proprio becomes the 23-dim state (``state_order``), cameras
+    fill the model's slots with masks (see ``LeRobotInputs``)."""
 
     state_order: StateOrder = "action"
 
-    def __call__(self, data: dict) -> dict:
-        out = {"state": proprio_to_state(data["state"], self.state_order)}
-        images = {slot: img for slot, img in data.get("images", {}).items() if img is not None}
-        if images:  # a statistics run over a dataset without video has none
-            self._add_images(images, out)
-        if "actions" in data:
-            out["actions"] = np.asarray(data["actions"], dtype=np.float32)
-        if "prompt" in data:
-            out["prompt"] = data["prompt"]
-        return out
-
-    @staticmethod
-    def _add_images(images: dict, out: dict) -> None:
-        """Every model slot gets an image; a missing camera is black with its mask off."""
-        template = _to_uint8_hwc(next(iter(images.values())))
-        out["image"], out["image_mask"] = {}, {}
-        for slot in B1K_CAMERAS.values():
-            if images.get(slot) is not None:
-                out["image"][slot] = _to_uint8_hwc(images[slot])
-                out["image_mask"][slot] = np.True_
-            else:
-                out["image"][slot] = np.zeros_like(template)
-                out["image_mask"][slot] = np.False_
+    def __post_init__(self):
+        object.__setattr__(self, "state_transform", functools.partial(proprio_to_state, state_order=self.state_order))
 
 
 @dataclasses.dataclass(frozen=True)
-class B1KOutputs:
+class B1KOutputs(lerobot_policy.LeRobotOutputs):
     """Model output → R1Pro action: the first 23 of the padded action dims."""
 
-    def __call__(self, data: dict) -> dict:
-        return {"actions": np.asarray(data["actions"])[..., :R1PRO_ACTION_DIM]}
+    action_dim: int = R1PRO_ACTION_DIM

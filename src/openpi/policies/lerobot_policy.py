@@ -1,0 +1,58 @@
+"""Inputs and outputs for any LeRobot robot: repacked sample → model dict, model output → robot action.
+
+The robot-specific part is only the state conversion (B1K turns a 256-dim proprio vector into its 23-dim
+state, see ``b1k_policy``); camera slots, masks, actions and prompt are handled the same for every robot.
+"""
+
+from collections.abc import Callable
+import dataclasses
+
+import numpy as np
+
+from openpi.models import model as _model
+
+
+def to_uint8_hwc(image: np.ndarray) -> np.ndarray:
+    """Accepts uint8 HWC or float CHW/HWC in [0, 1] (what LeRobot tooling yields) and returns uint8 HWC."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[0] == 3 and image.shape[-1] != 3:
+        image = np.transpose(image, (1, 2, 0))
+    if np.issubdtype(image.dtype, np.floating):
+        image = np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
+    return image
+
+
+@dataclasses.dataclass(frozen=True)
+class LeRobotInputs:
+    """``{"images": {slot: img}, "state", "actions", "prompt"}`` → model dict. Every model camera slot gets an
+    image; a camera the robot lacks is black with its mask off. ``state_transform`` converts the stored state
+    (identity when None)."""
+
+    state_transform: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def __call__(self, data: dict) -> dict:
+        state = np.asarray(data["state"], dtype=np.float32)
+        out = {"state": state if self.state_transform is None else self.state_transform(state)}
+        images = {slot: img for slot, img in data.get("images", {}).items() if img is not None}
+        if images:  # statistics over a dataset read without video have none
+            template = to_uint8_hwc(next(iter(images.values())))
+            out["image"], out["image_mask"] = {}, {}
+            for slot in _model.IMAGE_KEYS:
+                present = images.get(slot) is not None
+                out["image"][slot] = to_uint8_hwc(images[slot]) if present else np.zeros_like(template)
+                out["image_mask"][slot] = np.bool_(present)
+        if "actions" in data:
+            out["actions"] = np.asarray(data["actions"], dtype=np.float32)
+        if "prompt" in data:
+            out["prompt"] = data["prompt"]
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class LeRobotOutputs:
+    """Model output → robot action: the first ``action_dim`` of the padded action dims."""
+
+    action_dim: int
+
+    def __call__(self, data: dict) -> dict:
+        return {"actions": np.asarray(data["actions"])[..., : self.action_dim]}

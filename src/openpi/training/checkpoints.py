@@ -1,0 +1,114 @@
+"""JAX checkpoints in openpi's layout: ``<exp>/<step>/{params, train_state, assets/<asset_id>/norm_stats.json}``.
+
+orbax writes each step into a temporary directory and renames it when every item is complete, so a step
+interrupted while being written never appears as ``<step>`` and is never loaded. ``params`` holds
+``{"params": <pure dict>}`` (EMA weights when EMA is on), the tree openpi's loaders read; ``train_state``
+holds the rest (optimizer, EMA, step) as numbered leaves with their paths kept for a clear mismatch error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+from openpi.shared import normalize as _normalize
+
+
+class AssetsHandler(ocp.CheckpointHandler):
+    """Writes norm stats as ``<item>/<asset_id>/norm_stats.json`` (openpi's file) inside the checkpoint."""
+
+    def save(self, directory, args: AssetsSave):
+        _normalize.save(pathlib.Path(directory) / args.asset_id, args.norm_stats)
+
+    def restore(self, directory, args: AssetsRestore | None = None):
+        directory = pathlib.Path(directory)
+        return {p.name: _normalize.load(p) for p in directory.iterdir() if (p / "norm_stats.json").exists()}
+
+
+@ocp.args.register_with_handler(AssetsHandler, for_save=True)
+@dataclasses.dataclass
+class AssetsSave(ocp.args.CheckpointArgs):
+    asset_id: str
+    norm_stats: dict[str, _normalize.NormStats]
+
+
+@ocp.args.register_with_handler(AssetsHandler, for_restore=True)
+@dataclasses.dataclass
+class AssetsRestore(ocp.args.CheckpointArgs):
+    pass
+
+
+def manager(directory: pathlib.Path, *, keep_period: int | None, async_save: bool = True) -> ocp.CheckpointManager:
+    return ocp.CheckpointManager(
+        directory,
+        item_names=("params", "train_state", "assets"),
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=1,
+            keep_period=keep_period,
+            create=True,
+            enable_async_checkpointing=async_save,
+            cleanup_tmp_directories=True,
+        ),
+    )
+
+
+def _numbered(tree) -> tuple[dict[str, Any], list[str]]:
+    leaves_with_paths = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return (
+        {f"leaf_{i:05d}": leaf for i, (_, leaf) in enumerate(leaves_with_paths)},
+        [jax.tree_util.keystr(path) for path, _ in leaves_with_paths],
+    )
+
+
+def save(
+    mgr: ocp.CheckpointManager,
+    step: int,
+    *,
+    params: dict,
+    train_state: Any,
+    asset_id: str,
+    norm_stats: dict[str, _normalize.NormStats] | None,
+) -> None:
+    """Saves one step; ``train_state`` is any pytree (its structure must match at restore)."""
+    leaves, paths = _numbered(train_state)
+    items = {
+        "params": ocp.args.PyTreeSave({"params": params}),
+        "train_state": ocp.args.PyTreeSave({"leaves": leaves, "paths": json.dumps(paths)}),
+    }
+    items["assets"] = AssetsSave(asset_id=asset_id, norm_stats=norm_stats or {})
+    mgr.save(step, args=ocp.args.Composite(**items))
+
+
+def restore_train_state(mgr: ocp.CheckpointManager, step: int, target: Any) -> Any:
+    """Restores the train state saved at ``step`` into the structure (and shardings) of ``target``."""
+    treedef = jax.tree_util.tree_structure(target)
+    target_leaves, target_paths = _numbered(target)
+    abstract = {
+        name: ocp.utils.to_shape_dtype_struct(leaf) if hasattr(leaf, "shape") else leaf
+        for name, leaf in target_leaves.items()
+    }
+    restored = mgr.restore(
+        step,
+        args=ocp.args.Composite(
+            train_state=ocp.args.PyTreeRestore({"leaves": abstract, "paths": ""}),
+        ),
+    )["train_state"]
+    saved_paths = json.loads(restored["paths"])
+    if saved_paths != target_paths:
+        diff = next((a, b) for a, b in zip(saved_paths, target_paths, strict=False) if a != b) if saved_paths else None
+        raise ValueError(
+            f"Checkpoint step {step} in {mgr.directory} has a different train-state structure than this config "
+            f"({len(saved_paths)} vs {len(target_paths)} leaves; first difference {diff}). Was it written by "
+            "another config?"
+        )
+    return jax.tree_util.tree_unflatten(treedef, [restored["leaves"][name] for name in target_leaves])
+
+
+def restore_params(mgr: ocp.CheckpointManager, step: int) -> dict:
+    """The ``{"params": ...}`` item of ``step`` as a pure dict of numpy arrays."""
+    return mgr.restore(step, args=ocp.args.Composite(params=ocp.args.PyTreeRestore()))["params"]["params"]

@@ -1,0 +1,447 @@
+"""Training configs: ``TrainConfig``, data config factories, the named registry and the CLI.
+
+Every registered config is built by ``b1k_config`` (one builder, not copies), so the arm-focused variants
+differ from the baseline only in the loss-weighting fields. ``cli()`` takes ``--config-name=NAME`` or
+openpi's positional ``NAME`` and lets every field be overridden; invalid overrides (an unknown group, a
+negative weight) fail while the config is parsed, before any model or data is built.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from collections.abc import Sequence
+import dataclasses
+import difflib
+import pathlib
+import sys
+from typing import Any
+from typing import Literal
+
+import tyro
+
+from openpi.models import pi0_config
+from openpi.policies import b1k_policy
+from openpi.shared import action_groups
+
+ModelConfig = pi0_config.Pi0Config
+
+
+@dataclasses.dataclass(frozen=True)
+class AssetsConfig:
+    """Where norm stats come from: ``<assets_dir>/<asset_id>/norm_stats.json``."""
+
+    # Defaults to the train config's ``assets_dirs``.
+    assets_dir: str | None = None
+    # Defaults to the data config's ``repo_id``; e.g. ``balanced`` for stats written by
+    # ``scripts/recompute_balanced_norm_stats.py``.
+    asset_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LRSchedule:
+    """Linear warmup then cosine decay (openpi's defaults)."""
+
+    warmup_steps: int = 1_000
+    peak_lr: float = 2.5e-5
+    decay_steps: int = 30_000
+    decay_lr: float = 2.5e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """AdamW with global-norm gradient clipping (openpi's defaults)."""
+
+    b1: float = 0.9
+    b2: float = 0.95
+    eps: float = 1e-8
+    weight_decay: float = 1e-10
+    clip_gradient_norm: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfigFactory(abc.ABC):
+    """Builds the runtime data config once the assets directory and model config are known."""
+
+    repo_id: str = "behavior-1k/2025-challenge-demos"
+    # Local dataset root; defaults to ``$HF_LEROBOT_HOME/<repo_id>``.
+    root: str | None = None
+    assets: AssetsConfig = dataclasses.field(default_factory=AssetsConfig)
+
+    @abc.abstractmethod
+    def create(self, assets_dirs: pathlib.Path, model_config: ModelConfig) -> Any:
+        """Returns the runtime data config (transforms, norm stats, episode selection)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """The runtime data config: where the data is, which episodes, and the transform pipelines."""
+
+    repo_id: str
+    root: str | None
+    asset_id: str
+    # None until ``scripts/compute_norm_stats.py`` has written them.
+    norm_stats: Mapping[str, Any] | None
+    repack_transforms: Any  # transforms.Group: dataset keys → robot-neutral keys
+    data_transforms: Any  # transforms.Group: robot inputs/outputs (and delta actions)
+    model_transforms: Any  # transforms.Group: resize, tokenize, pad to the model's action_dim
+    use_quantile_norm: bool
+    action_key: str = "action"
+    # Restrict training to these episodes (e.g. the arm-heavy list written by filter_arm_heavy_episodes.py).
+    episodes: tuple[int, ...] | None = None
+    # Per-frame sampling weights file (written by filter_arm_heavy_episodes.py --level window).
+    sample_weights_path: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LeRobotDataConfig(DataConfigFactory):
+    """Any LeRobot dataset: map its camera, state and action keys to the model's, pick the normalization and
+    optional delta actions. B1K is one instance of this class (see ``b1k_data``), not a separate code path.
+    """
+
+    # Model camera name → dataset video key. Model cameras missing here get a black image with mask False.
+    image_keys: Mapping[str, str] = dataclasses.field(
+        default_factory=lambda: {
+            "base_0_rgb": "observation.images.rgb.head",
+            "left_wrist_0_rgb": "observation.images.rgb.left_wrist",
+            "right_wrist_0_rgb": "observation.images.rgb.right_wrist",
+        }
+    )
+    state_key: str = "observation.state"
+    action_key: str = "action"
+    # Robot-specific state conversion: "b1k" turns R1Pro's 256-dim proprio into the 23-dim action-ordered
+    # state; "b1k_baseline_2025" keeps the 2025 baseline's state order; "identity" uses the state as stored.
+    robot: Literal["identity", "b1k", "b1k_baseline_2025"] = "b1k"
+    # Number of leading action dims the robot uses (outputs keep these); None = all dims in the dataset.
+    robot_action_dim: int | None = 23
+    # "auto": quantiles for pi0.5, z-score for pi0 (openpi's choice).
+    norm: Literal["auto", "zscore", "quantile"] = "auto"
+    # Per action dim, True where actions are trained relative to the state.
+    delta_action_mask: tuple[bool, ...] | None = None
+    prompt_from_task: bool = True
+    default_prompt: str | None = None
+    # Files written by scripts/filter_arm_heavy_episodes.py; ``{assets_dir}`` expands to the config's assets dir.
+    episodes_path: str | None = None
+    sample_weights_path: str | None = None
+    # "paligemma" needs the tokenizer file (see openpi.models.tokenizer); "offline" is a deterministic
+    # stand-in for tests and the CPU demo.
+    tokenizer: Literal["paligemma", "offline"] = "paligemma"
+
+    def create(self, assets_dirs: pathlib.Path, model_config: ModelConfig) -> DataConfig:
+        return _create_lerobot_data_config(self, assets_dirs, model_config)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One training run: model, data, optimizer, schedule, checkpointing and logging (openpi's fields)."""
+
+    # Registered config name.
+    name: tyro.conf.Suppress[str] = ""
+    project_name: str = "openpi"
+    # Experiment name; checkpoints go to ``checkpoint_base_dir/name/exp_name``.
+    exp_name: str = "default"
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    # Path of an openpi params checkpoint to start from (``.../pi05_base/params``), or None for random init.
+    weight_path: str | None = None
+    lr_schedule: LRSchedule = dataclasses.field(default_factory=LRSchedule)
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    ema_decay: float | None = 0.99
+    # Freeze the non-LoRA weights when the model uses LoRA variants.
+    freeze_lora_base: bool = True
+    data: DataConfigFactory = dataclasses.field(default_factory=lambda: LeRobotDataConfig())
+    assets_base_dir: str = "./assets"
+    checkpoint_base_dir: str = "./checkpoints"
+    seed: int = 42
+    batch_size: int = 32
+    num_workers: int = 2
+    num_train_steps: int = 30_000
+    log_interval: int = 100
+    save_interval: int = 1_000
+    # Checkpoints at multiples of this step are kept; others are replaced by newer ones.
+    keep_period: int | None = 5_000
+    overwrite: bool = False
+    resume: bool = False
+    # Start from another experiment's latest checkpoint (weights only, fresh optimizer): curriculum phase 2.
+    resume_from: str | None = None
+    wandb_enabled: bool = True
+    # Devices the model is sharded over (FSDP); the rest of the devices split the batch.
+    fsdp_devices: int = 1
+    # PyTorch only: compile the train step with torch.compile (off by default; slow to start on CPU).
+    pytorch_compile: bool = False
+
+    def __post_init__(self):
+        if self.resume and self.overwrite:
+            raise ValueError("--resume and --overwrite cannot both be set: resume continues a run, overwrite erases it.")
+        if self.resume and self.resume_from:
+            raise ValueError("--resume continues this experiment; --resume-from starts a new one from another's weights.")
+        if self.batch_size <= 0 or self.num_train_steps <= 0:
+            raise ValueError(f"batch_size and num_train_steps must be positive, got {self.batch_size}, "
+                             f"{self.num_train_steps}.")
+
+    @property
+    def assets_dirs(self) -> pathlib.Path:
+        return (pathlib.Path(self.assets_base_dir) / self.name).resolve()
+
+    @property
+    def checkpoint_dir(self) -> pathlib.Path:
+        if not self.exp_name:
+            raise ValueError("--exp-name must be set.")
+        return (pathlib.Path(self.checkpoint_base_dir) / self.name / self.exp_name).resolve()
+
+    def run_config(self) -> dict[str, Any]:
+        """What the wandb run config records: the whole config plus the loss weighting in readable form."""
+        out = dataclasses.asdict(self)
+        out["data"] = {"factory": type(self.data).__name__, **dataclasses.asdict(self.data)}
+        out["loss_weighting"] = self.model.loss_weighting.to_json()
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The registry. One builder makes every B1K config; the variants differ only in what they pass to it.
+
+ARM_FOCUSED_WEIGHTS = {"base": 1.0, "trunk": 2.0, "left_arm": 3.0, "right_arm": 3.0, "grippers": 2.5, "padding": 0.0}
+VERY_ARM_FOCUSED_WEIGHTS = {
+    "base": 0.5,
+    "trunk": 2.0,
+    "left_arm": 5.0,
+    "right_arm": 5.0,
+    "grippers": 3.0,
+    "padding": 0.0,
+}
+# Where the CPU demo and the `_demo` configs find the miniature B1K dataset (scripts/demo.py writes it).
+DEMO_DATASET_ROOT = "~/.cache/openpi/mini_b1k/v2.1"
+DEMO_REPO_ID = "openpi/mini_b1k"
+
+
+def b1k_config(
+    name: str,
+    *,
+    strategy: str,
+    group_weights: Mapping[str, float] | None = None,
+    pi05: bool = True,
+    demo: bool = False,
+    data: Mapping[str, Any] | None = None,
+    **train_fields: Any,
+) -> TrainConfig:
+    """A B1K training config: R1Pro's true action layout (grippers combined) drives the loss weighting and the
+    per-group metrics of every strategy. ``demo=True`` swaps in a tiny model and the miniature dataset so the
+    config trains on a CPU in minutes."""
+    groups = b1k_policy.R1PRO_ACTION_GROUPS_COMBINED_GRIPPERS
+    if strategy == "per_dimension" and group_weights is not None:
+        # The same emphasis per dim: every dim carries its group's weight.
+        spec = action_groups.ActionGroups.create(groups, b1k_policy.PADDED_ACTION_DIM)
+        dimension_weights: Sequence[float] | None = tuple(float(v) for v in spec.dimension_weight_vector(group_weights))
+        group_weights = None
+    else:
+        dimension_weights = None
+    model_fields: dict[str, Any] = dict(
+        pi05=pi05,
+        action_dim=b1k_policy.PADDED_ACTION_DIM,
+        action_horizon=50,
+        loss_weighting_strategy=strategy,
+        action_groups=groups,
+        group_weights=group_weights,
+        dimension_weights=dimension_weights,
+    )
+    data_fields: dict[str, Any] = dict(data or {})
+    if demo:
+        model_fields.update(DEMO_MODEL_FIELDS)
+        data_fields = {"repo_id": DEMO_REPO_ID, "root": DEMO_DATASET_ROOT, "tokenizer": "offline", **data_fields}
+        train_fields = {**DEMO_TRAIN_FIELDS, **train_fields}
+    else:
+        train_fields = {"weight_path": BASE_CHECKPOINTS["pi05" if pi05 else "pi0"], **train_fields}
+    return TrainConfig(
+        name=name,
+        model=pi0_config.Pi0Config(**model_fields),
+        data=LeRobotDataConfig(**data_fields),
+        **train_fields,
+    )
+
+
+# openpi's released base checkpoints, as openpi caches them under $OPENPI_DATA_HOME.
+BASE_CHECKPOINTS = {
+    "pi0": "~/.cache/openpi/openpi-assets/checkpoints/pi0_base/params",
+    "pi05": "~/.cache/openpi/openpi-assets/checkpoints/pi05_base/params",
+}
+# A model small enough to train on 2 CPU cores in minutes; the real architecture, shrunk.
+DEMO_MODEL_FIELDS: dict[str, Any] = dict(
+    dtype="float32",
+    paligemma_variant="dummy",
+    action_expert_variant="dummy",
+    vision_variant="mu/16",
+    image_resolution=(64, 64),
+)
+DEMO_TRAIN_FIELDS: dict[str, Any] = dict(
+    batch_size=8,
+    num_workers=0,
+    num_train_steps=300,
+    log_interval=10,
+    save_interval=100,
+    keep_period=None,
+    ema_decay=None,
+    lr_schedule=LRSchedule(warmup_steps=20, peak_lr=1e-3, decay_steps=300, decay_lr=1e-4),
+)
+
+_VARIANTS: list[tuple[str, dict[str, Any]]] = [
+    ("pi0_b1k", dict(strategy="original", pi05=False)),
+    ("pi05_b1k", dict(strategy="original")),
+    ("pi0_b1k_arm_focused", dict(strategy="per_group", group_weights=ARM_FOCUSED_WEIGHTS)),
+    ("pi0_b1k_very_arm_focused", dict(strategy="per_group", group_weights=VERY_ARM_FOCUSED_WEIGHTS)),
+    ("pi0_b1k_simple_arm_focused", dict(strategy="per_dimension", group_weights=ARM_FOCUSED_WEIGHTS)),
+    ("pi0_b1k_uniform", dict(strategy="uniform")),
+    # Curriculum: phase 1 on arm-heavy data only, phase 2 on everything from phase 1's weights.
+    (
+        "phase1_arm_heavy",
+        dict(
+            strategy="per_group",
+            group_weights=ARM_FOCUSED_WEIGHTS,
+            num_train_steps=20_000,
+            data={"episodes_path": "{assets_dir}/arm_heavy_episodes.json"},
+        ),
+    ),
+    (
+        "phase2_full",
+        dict(strategy="per_group", group_weights=ARM_FOCUSED_WEIGHTS, resume_from="phase1_arm_heavy/{exp_name}"),
+    ),
+]
+
+
+def _registry() -> dict[str, TrainConfig]:
+    configs = {}
+    for name, kwargs in _VARIANTS:
+        configs[name] = b1k_config(name, **kwargs)
+        demo_kwargs = {k: v for k, v in kwargs.items() if k != "num_train_steps"}
+        configs[f"{name}_demo"] = b1k_config(f"{name}_demo", demo=True, **demo_kwargs)
+    return configs
+
+
+_CONFIGS: dict[str, TrainConfig] | None = None
+
+
+def configs() -> dict[str, TrainConfig]:
+    """All registered configs by name (built on first use, so importing this module stays cheap)."""
+    global _CONFIGS
+    if _CONFIGS is None:
+        _CONFIGS = _registry()
+    return _CONFIGS
+
+
+def get_config(name: str) -> TrainConfig:
+    """The registered config ``name``; an unknown name raises ``ValueError`` listing the closest names."""
+    registry = configs()
+    if name not in registry:
+        close = difflib.get_close_matches(name, registry, n=3, cutoff=0.4)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"Unknown config {name!r}.{hint} Available: {', '.join(sorted(registry))}.")
+    return registry[name]
+
+
+def _split_config_name(args: list[str]) -> tuple[str | None, list[str]]:
+    """Finds the config name given as ``--config-name=NAME``, ``--config-name NAME`` or openpi's positional
+    ``NAME`` (the first argument that is not an option), and returns it with the remaining arguments."""
+    rest = list(args)
+    for i, arg in enumerate(rest):
+        if arg.startswith("--config-name=") or arg.startswith("--config_name="):
+            return arg.split("=", 1)[1], rest[:i] + rest[i + 1 :]
+        if arg in ("--config-name", "--config_name") and i + 1 < len(rest):
+            return rest[i + 1], rest[:i] + rest[i + 2 :]
+    if rest and not rest[0].startswith("-"):
+        return rest[0], rest[1:]
+    return None, rest
+
+
+def cli(args: Sequence[str] | None = None, *, description: str | None = None) -> TrainConfig:
+    """Parses ``[--config-name=]NAME [--field.sub-field=VALUE ...]`` into a validated ``TrainConfig``."""
+    args = list(sys.argv[1:] if args is None else args)
+    name, rest = _split_config_name(args)
+    if name is None:
+        listing = "\n  ".join(sorted(configs()))
+        prog = pathlib.Path(sys.argv[0]).name
+        message = f"usage: {prog} [--config-name=]NAME [overrides ...] [--help]\n\nConfigs:\n  {listing}\n"
+        if any(a in ("-h", "--help") for a in rest):
+            print((description + "\n\n" if description else "") + message)
+            raise SystemExit(0)
+        sys.stderr.write("error: no config name given.\n" + message)
+        raise SystemExit(2)
+    try:
+        base = get_config(name)
+    except ValueError as error:
+        sys.stderr.write(f"error: {error}\n")
+        raise SystemExit(2) from None
+    config = tyro.cli(TrainConfig, default=base, args=rest, description=description)
+    if config.resume_from and "{exp_name}" in config.resume_from:
+        config = dataclasses.replace(config, resume_from=config.resume_from.format(exp_name=config.exp_name))
+    return config
+
+
+def _robot_io(factory: LeRobotDataConfig) -> tuple[Any, Any]:
+    """The robot's input and output transforms (state conversion and the robot's own action dims)."""
+    from openpi.policies import b1k_policy as b1k
+    from openpi.policies import lerobot_policy
+
+    if factory.robot == "identity":
+        inputs = lerobot_policy.LeRobotInputs()
+    else:
+        inputs = b1k.B1KInputs(state_order="action" if factory.robot == "b1k" else "baseline_2025")
+    outputs = lerobot_policy.LeRobotOutputs(factory.robot_action_dim) if factory.robot_action_dim else None
+    return inputs, outputs
+
+
+def _create_lerobot_data_config(
+    factory: LeRobotDataConfig, assets_dirs: pathlib.Path, model_config: ModelConfig
+) -> DataConfig:
+    from openpi import transforms as _transforms
+    from openpi.analysis import arm_heavy
+    from openpi.models import tokenizer as _tokenizer
+    from openpi.shared import normalize as _normalize
+
+    asset_id = factory.assets.asset_id or factory.repo_id
+    assets_dir = pathlib.Path(factory.assets.assets_dir or assets_dirs).expanduser()
+    stats_dir = assets_dir / asset_id
+    norm_stats = _normalize.load(stats_dir) if (stats_dir / "norm_stats.json").exists() else None
+    use_quantiles = model_config.pi05 if factory.norm == "auto" else factory.norm == "quantile"
+
+    structure = {
+        "images": {slot: key for slot, key in factory.image_keys.items()},
+        "state": factory.state_key,
+        "actions": factory.action_key,
+    }
+    if factory.prompt_from_task:
+        structure["prompt"] = "task"
+    robot_inputs, robot_outputs = _robot_io(factory)
+    delta = factory.delta_action_mask
+    data_transforms = _transforms.Group(
+        inputs=[robot_inputs, *([_transforms.DeltaActions(delta)] if delta else [])],
+        outputs=[*([_transforms.AbsoluteActions(delta)] if delta else []), *([robot_outputs] if robot_outputs else [])],
+    )
+    if factory.tokenizer == "offline":
+        tokenizer = _tokenizer.FallbackTokenizer(model_config.max_token_len)
+    else:
+        tokenizer = _tokenizer.PaligemmaTokenizer(model_config.max_token_len)
+    model_transforms = _transforms.Group(
+        inputs=[
+            _transforms.InjectDefaultPrompt(factory.default_prompt),
+            _transforms.ResizeImages(*model_config.image_resolution),
+            _transforms.TokenizePrompt(tokenizer, model_config.discrete_state_input),
+            _transforms.PadStatesAndActions(model_config.action_dim),
+        ]
+    )
+    episodes_path = factory.episodes_path.format(assets_dir=assets_dir) if factory.episodes_path else None
+    if episodes_path and not pathlib.Path(episodes_path).exists():
+        raise FileNotFoundError(
+            f"Episode list {episodes_path} does not exist. Write it with scripts/filter_arm_heavy_episodes.py "
+            f"--config-name=... --output-path={episodes_path}, or override --data.episodes-path."
+        )
+    return DataConfig(
+        repo_id=factory.repo_id,
+        root=str(pathlib.Path(factory.root).expanduser()) if factory.root else None,
+        asset_id=asset_id,
+        norm_stats=norm_stats,
+        repack_transforms=_transforms.Group(inputs=[_transforms.RepackTransform(structure)]),
+        data_transforms=data_transforms,
+        model_transforms=model_transforms,
+        use_quantile_norm=use_quantiles,
+        action_key=factory.action_key,
+        episodes=tuple(arm_heavy.load_episode_list(episodes_path)) if episodes_path else None,
+        sample_weights_path=factory.sample_weights_path,
+    )

@@ -1,0 +1,215 @@
+"""The JAX training loop behind ``scripts/train.py``: AdamW + warmup-cosine, global-norm clipping, EMA, orbax
+checkpoints, an FSDP mesh, per-group metrics in wandb, exact resume.
+
+Exact resume: the step's randomness is ``fold_in(seed, step)`` and the data order is a function of
+(seed, step), so a run resumed from step k computes the same losses as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import pathlib
+import time
+from typing import Any
+
+import flax.nnx as nnx
+import flax.struct
+import flax.traverse_util as traverse_util
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import tqdm
+
+from openpi.training import checkpoints as _checkpoints
+from openpi.training import config as _config
+from openpi.training import data_loader as _data_loader
+from openpi.training import optimizer as _optimizer
+from openpi.training import run_utils
+from openpi.training import sharding as _sharding
+from openpi.training import weight_loaders as _weight_loaders
+
+logger = logging.getLogger("openpi")
+
+METRICS_FILE = "metrics.jsonl"
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: nnx.State
+    opt_state: optax.OptState
+    ema_params: nnx.State | None
+    model_def: nnx.GraphDef = flax.struct.field(pytree_node=False)
+    tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+
+
+def trainable_filter(model_config) -> nnx.filterlib.Filter:
+    return nnx.All(nnx.Param, nnx.Not(model_config.get_freeze_filter()))
+
+
+def _initial_params(config: _config.TrainConfig, resume_from: pathlib.Path | None) -> dict | None:
+    """Weights to start from (pure dict, only the leaves that were loaded): another experiment's latest
+    checkpoint (``--resume-from``), an openpi params checkpoint or PaliGemma ``.npz`` (``weight_path``), or
+    None for random init."""
+    if resume_from is not None:
+        steps = run_utils.step_dirs(resume_from)
+        if not steps:
+            raise FileNotFoundError(f"--resume-from: {resume_from} has no complete checkpoint.")
+        loader = _weight_loaders.CheckpointWeightLoader(str(resume_from / str(steps[-1]) / "params"))
+        logger.info("Starting from the weights of %s (--resume-from).", loader.params_path)
+    elif config.weight_path is not None:
+        path = str(pathlib.Path(config.weight_path).expanduser())
+        loader = (
+            _weight_loaders.PaliGemmaWeightLoader(path)
+            if path.endswith(".npz")
+            else _weight_loaders.CheckpointWeightLoader(path)
+        )
+    else:
+        return None
+    abstract = nnx.state(nnx.eval_shape(lambda: config.model.create(jax.random.key(0)))).to_pure_dict()
+    loaded = traverse_util.flatten_dict(loader.load(abstract))
+    return traverse_util.unflatten_dict(
+        {k: v for k, v in loaded.items() if not isinstance(v, jax.ShapeDtypeStruct)}
+    )
+
+
+def init_train_state(
+    config: _config.TrainConfig, mesh: jax.sharding.Mesh, *, init_params: dict | None = None
+) -> tuple[TrainState, Any]:
+    """A sharded train state; ``init_params`` (pure dict) replaces matching initial weights."""
+    tx = _optimizer.create_optimizer(config.optimizer, config.lr_schedule)
+    trainable = trainable_filter(config.model)
+
+    def init(rng: jax.Array, partial_params: dict | None) -> TrainState:
+        model = config.model.create(rng)
+        graphdef, params = nnx.split(model)
+        if partial_params is not None:
+            params.replace_by_pure_dict(partial_params)
+        return TrainState(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            opt_state=tx.init(params.filter(trainable)),
+            ema_params=None if config.ema_decay is None else params,
+            model_def=graphdef,
+            tx=tx,
+        )
+
+    rng = jax.random.key(config.seed)
+    shape = jax.eval_shape(init, rng, init_params)
+    state_sharding = _sharding.fsdp_sharding(shape, mesh)
+    state = jax.jit(init, out_shardings=state_sharding)(rng, init_params)
+    return state, state_sharding
+
+
+def train_step(config: _config.TrainConfig, rng: jax.Array, state: TrainState, batch) -> tuple[TrainState, dict]:
+    observation, actions = batch
+    model = nnx.merge(state.model_def, state.params)
+    model.train()
+    trainable = trainable_filter(config.model)
+
+    def loss_fn(model, rng, observation, actions):
+        loss, metrics = model.compute_loss_and_metrics(rng, observation, actions, train=True)
+        return jnp.mean(loss), metrics
+
+    step_rng = jax.random.fold_in(rng, state.step)
+    (loss, metrics), grads = nnx.value_and_grad(loss_fn, argnums=nnx.DiffState(0, trainable), has_aux=True)(
+        model, step_rng, observation, actions
+    )
+    params = state.params.filter(trainable)
+    updates, opt_state = state.tx.update(grads, state.opt_state, params)
+    nnx.update(model, optax.apply_updates(params, updates))
+    new_params = nnx.state(model)
+    ema = state.ema_params
+    if ema is not None:
+        ema = jax.tree.map(lambda old, new: config.ema_decay * old + (1 - config.ema_decay) * new, ema, new_params)
+    kernels = [x for path, x in jax.tree_util.tree_flatten_with_path(new_params)[0] if "bias" not in str(path)]
+    info = {
+        "loss": loss,
+        "grad_norm": optax.global_norm(grads),
+        "param_norm": optax.global_norm(kernels),
+        "learning_rate": _optimizer.learning_rate(config.lr_schedule, state.step, xp=jnp),
+        **metrics,
+    }
+    return dataclasses.replace(state, step=state.step + 1, params=new_params, opt_state=opt_state, ema_params=ema), info
+
+
+def _pure(state: nnx.State) -> dict:
+    return jax.tree.map(np.asarray, state.to_pure_dict())
+
+
+def _save(mgr, state: TrainState, data_config: _config.DataConfig) -> None:
+    params = state.ema_params if state.ema_params is not None else state.params
+    _checkpoints.save(
+        mgr,
+        int(state.step),
+        params=_pure(params),
+        train_state=state,
+        asset_id=data_config.asset_id,
+        norm_stats=data_config.norm_stats,
+    )
+
+
+def train(config: _config.TrainConfig, *, progress: bool = True) -> TrainState:
+    """Runs (or resumes) training as configured; returns the final state."""
+    checkpoint_dir, resuming = run_utils.prepare_checkpoint_dir(config)
+    resume_from = run_utils.resolve_resume_from(config)
+    mesh = _sharding.make_mesh(config.fsdp_devices)
+    data_config = config.data.create(config.assets_dirs, config.model)
+    if config.batch_size % jax.device_count():
+        raise ValueError(f"batch_size={config.batch_size} must be divisible by the {jax.device_count()} devices.")
+
+    mgr = _checkpoints.manager(checkpoint_dir, keep_period=config.keep_period)
+    latest = mgr.latest_step() if resuming else None
+    init_params = None if latest is not None else _initial_params(config, resume_from)
+    state, state_sharding = init_train_state(config, mesh, init_params=init_params)
+    if latest is not None:
+        state = _checkpoints.restore_train_state(mgr, latest, state)
+        logger.info("Resumed from step %d in %s.", latest, checkpoint_dir)
+    start_step = int(state.step)
+
+    run = run_utils.init_wandb(config, checkpoint_dir, resuming=resuming)
+    loader = _data_loader.create_data_loader(
+        config, data_config, framework="jax", sharding=_sharding.data_sharding(mesh), start_step=start_step
+    )
+    step_fn = jax.jit(
+        functools.partial(train_step, config),
+        in_shardings=(_sharding.replicated(mesh), state_sharding, _sharding.data_sharding(mesh)),
+        out_shardings=(state_sharding, _sharding.replicated(mesh)),
+        donate_argnums=(1,),
+    )
+    rng = jax.random.key(config.seed)
+    metrics_path = checkpoint_dir / METRICS_FILE
+    pending: list[dict] = []
+    interval_start = time.perf_counter()
+    bar = tqdm.tqdm(total=config.num_train_steps, initial=start_step, disable=not progress, dynamic_ncols=True)
+    batches = iter(loader)
+    for step in range(start_step, config.num_train_steps):
+        batch = next(batches)
+        new_state, info = step_fn(rng, state, batch)
+        info = jax.device_get(info)
+        run_utils.check_finite(step, float(info["loss"]), {k: float(v) for k, v in info.items()})
+        state = new_state
+        pending.append(info)
+        bar.update(1)
+        done = step + 1
+        if done % config.log_interval == 0 or done == config.num_train_steps:
+            elapsed = time.perf_counter() - interval_start
+            record = {k: float(np.mean([p[k] for p in pending])) for k in pending[0]}
+            record["step_time"] = elapsed / len(pending)
+            record["samples_per_sec"] = config.batch_size * len(pending) / elapsed
+            run.log(record, step=done)
+            with metrics_path.open("a") as f:
+                f.write(json.dumps({"step": done, **record}) + "\n")
+            bar.set_postfix(loss=f"{record['loss']:.4f}")
+            logger.info(run_utils.format_metrics(done, record))
+            pending, interval_start = [], time.perf_counter()
+        if done % config.save_interval == 0 or done == config.num_train_steps:
+            _save(mgr, state, data_config)
+    bar.close()
+    mgr.wait_until_finished()
+    run.finish()
+    return state

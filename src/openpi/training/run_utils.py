@@ -1,0 +1,129 @@
+"""What the JAX and PyTorch trainers share: checkpoint-directory policy, wandb, logging, non-finite guards.
+
+Kept framework-neutral so both trainers behave the same: the same directory rules for ``--overwrite`` /
+``--resume`` / ``--resume-from``, the same wandb run config and tags (the loss strategy is a tag, so runs
+group and compare), and the same stop on a NaN or inf loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import logging
+import math
+import os
+import pathlib
+import re
+import shutil
+from typing import Any
+
+from openpi.training import config as _config
+
+logger = logging.getLogger("openpi")
+
+WANDB_ID_FILE = "wandb_id.txt"
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or inf loss; raised before any checkpoint of the bad weights is written."""
+
+
+def prepare_checkpoint_dir(config: _config.TrainConfig) -> tuple[pathlib.Path, bool]:
+    """Applies ``--overwrite`` / ``--resume`` to the experiment directory; returns it and whether to resume."""
+    directory = config.checkpoint_dir
+    if directory.exists() and config.overwrite:
+        shutil.rmtree(directory)
+        logger.info("Removed %s (--overwrite).", directory)
+    if config.resume:
+        if not directory.exists():
+            raise FileNotFoundError(f"--resume: experiment directory {directory} does not exist; drop --resume to "
+                                    "start a new run.")
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory, True
+    if directory.exists() and any(directory.iterdir()):
+        raise FileExistsError(
+            f"Experiment directory {directory} already exists. Use --resume to continue it, --overwrite to replace "
+            "it, or another --exp-name."
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory, False
+
+
+def resolve_resume_from(config: _config.TrainConfig) -> pathlib.Path | None:
+    """``--resume-from`` as an experiment directory: a path, or ``CONFIG/EXP`` under the checkpoint base dir."""
+    if not config.resume_from:
+        return None
+    candidate = pathlib.Path(config.resume_from).expanduser()
+    if not candidate.is_dir():
+        candidate = (pathlib.Path(config.checkpoint_base_dir) / config.resume_from).resolve()
+    if not candidate.is_dir():
+        raise FileNotFoundError(
+            f"--resume-from={config.resume_from}: no experiment at {candidate}. Give a directory, or CONFIG/EXP "
+            f"under {config.checkpoint_base_dir} (e.g. phase1_arm_heavy/my_exp after training phase 1)."
+        )
+    return candidate
+
+
+def step_dirs(directory: pathlib.Path) -> list[int]:
+    """Steps of the complete checkpoints in ``directory`` (plain integer names; temporary dirs are ignored)."""
+    if not directory.is_dir():
+        return []
+    return sorted(int(p.name) for p in directory.iterdir() if p.is_dir() and re.fullmatch(r"\d+", p.name))
+
+
+def init_wandb(config: _config.TrainConfig, checkpoint_dir: pathlib.Path, *, resuming: bool, enabled: bool = True):
+    """Starts (or resumes) the wandb run; offline with one notice when there are no credentials."""
+    import wandb
+
+    if not (config.wandb_enabled and enabled):
+        return wandb.init(mode="disabled")
+    mode = os.environ.get("WANDB_MODE")
+    if mode is None and not _has_wandb_credentials():
+        mode = "offline"
+        print(
+            "wandb: no credentials found (WANDB_API_KEY or ~/.netrc); logging offline to ./wandb. "
+            "Upload later with `wandb sync wandb/offline-run-*`."
+        )
+    id_file = checkpoint_dir / WANDB_ID_FILE
+    run_id = id_file.read_text().strip() if resuming and id_file.exists() else None
+    strategy = config.model.loss_weighting.strategy
+    run = wandb.init(
+        project=config.project_name,
+        name=config.exp_name,
+        id=run_id,
+        resume="allow" if run_id else None,
+        config=config.run_config(),
+        tags=[strategy, config.name],
+        group=config.exp_name,
+        job_type=strategy,
+        mode=mode,
+        dir=os.environ.get("WANDB_DIR"),
+    )
+    if run_id is None:
+        id_file.write_text(run.id)
+    return run
+
+
+def _has_wandb_credentials() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = pathlib.Path(os.environ.get("NETRC", pathlib.Path.home() / ".netrc"))
+    return netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+
+
+def check_finite(step: int, loss: float, metrics: Mapping[str, float]) -> None:
+    """Raises ``NonFiniteLossError`` naming the step and the groups whose loss is NaN or inf."""
+    if math.isfinite(loss):
+        return
+    bad = [key.split("/", 1)[1] for key, value in metrics.items() if key.startswith("loss/") and not math.isfinite(value)]
+    groups = f" in action groups {bad}" if bad else ""
+    raise NonFiniteLossError(
+        f"Loss became {loss} at step {step}{groups}. Training stopped; no checkpoint was written from these weights. "
+        "Check the data of those groups (NaN/inf actions, zero-range normalization) or lower the learning rate."
+    )
+
+
+def format_metrics(step: int, metrics: Mapping[str, Any]) -> str:
+    """One log line: the overall numbers first, then per-group losses."""
+    head = [f"{k}={v:.4g}" for k, v in metrics.items() if "/" not in k]
+    groups = [f"{k.split('/', 1)[1]}={v:.3g}" for k, v in metrics.items() if k.startswith("loss/")]
+    return f"step {step}: " + " ".join(head) + (" | loss/ " + " ".join(groups) if groups else "")
