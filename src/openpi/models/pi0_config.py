@@ -32,6 +32,9 @@ class Pi0Config(_model.BaseModelConfig):
     group name to a half-open range ``(start, end)`` or a list of indices and must cover every action dim;
     ``group_weights`` gives each group one weight. Invalid combinations raise ``ValueError`` here, before any
     model or data is built.
+
+    ``vision_variant`` and ``image_resolution`` keep openpi's So400m/14 at 224x224 by default; a tiny tower
+    (``"mu/16"``) with small images makes CPU tests and demos fast without changing any parameter name.
     """
 
     dtype: str = "bfloat16"
