@@ -52,6 +52,8 @@ def main(args: Args) -> None:
     target = np.cumsum(rng.normal(scale=0.1, size=shape), axis=1).astype(np.float32)
     print(f"B={args.batch} H={args.horizon} D={args.dim}, median of {args.repeats} runs, loss + grad, with metrics")
     print(f"{'strategy':<15}{'jax (us)':>10}{'x uniform':>11}{'torch (us)':>12}{'x uniform':>11}")
+    jv, ja = jnp.asarray(pred), jnp.asarray(target)
+    tv, ta = torch.tensor(pred, requires_grad=True), torch.tensor(target)
     results = {}
     for strategy in lw.STRATEGIES:
         weighting = _weighting(strategy, args.dim)
@@ -61,10 +63,7 @@ def main(args: Args) -> None:
             return jnp.mean(loss), metrics
 
         jax_step = jax.jit(jax.value_and_grad(jax_loss, has_aux=True))
-        jv, ja = jnp.asarray(pred), jnp.asarray(target)
         t_jax = _best_time(lambda f=jax_step: jax.block_until_ready(f(jv, ja)), args.repeats)
-
-        tv, ta = torch.tensor(pred, requires_grad=True), torch.tensor(target)
 
         def torch_step(weighting=weighting):
             loss, _ = tlu.weighted_loss_and_metrics(weighting, (tv - ta) ** 2, ta)
