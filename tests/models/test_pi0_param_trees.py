@@ -63,3 +63,20 @@ def test_unknown_variants_fail_early_naming_the_field():
         pi0_config.Pi0Config(image_resolution=(100, 100))
     with pytest.raises(ValueError, match="same depth"):
         pi0_config.Pi0Config(paligemma_variant="dummy", action_expert_variant="gemma_300m")
+
+
+@pytest.mark.parametrize("pi05", [False, True])
+def test_full_size_model_traces_loss_and_sampling(pi05):
+    """openpi's real sizes (bfloat16, So400m/14 at 224x224) fit together; traced only, nothing is allocated."""
+    config = pi0_config.Pi0Config(pi05=pi05)
+    graphdef, state = nnx.split(nnx.eval_shape(config.create, jax.random.key(0)))
+    obs, actions = config.inputs_spec(batch_size=2)
+
+    def loss(state, obs, actions):
+        return nnx.merge(graphdef, state).compute_loss_and_metrics(jax.random.key(0), obs, actions, train=True)
+
+    def sample(state, obs):
+        return nnx.merge(graphdef, state).sample_actions(jax.random.key(0), obs)
+
+    assert jax.eval_shape(loss, state, obs, actions)[0].shape == (2, 50)
+    assert jax.eval_shape(sample, state, obs).shape == (2, 50, 32)
