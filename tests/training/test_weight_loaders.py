@@ -131,3 +131,16 @@ def test_paligemma_npz_loader_replaces_only_paligemma(tmp_path):
 def test_noop_loader_keeps_params():
     params = {"a": np.ones(2)}
     assert weight_loaders.NoOpWeightLoader().load(params) is params
+
+
+def test_remote_paths_resolve_to_the_local_openpi_cache_only(saved, tmp_path, monkeypatch):
+    _, tree, path = saved
+    monkeypatch.setenv("OPENPI_DATA_HOME", str(tmp_path))
+    url = "gs://openpi-assets/checkpoints/pi0_base/params"
+    with pytest.raises(FileNotFoundError, match="openpi-assets/checkpoints/pi0_base/params"):
+        weight_loaders.CheckpointWeightLoader(url).load({})
+    local = tmp_path / "openpi-assets" / "checkpoints" / "pi0_base" / "params"
+    local.parent.mkdir(parents=True)
+    local.symlink_to(path)
+    restored = _model.restore_params(weight_loaders.local_asset_path(url))
+    np.testing.assert_array_equal(restored["state_proj"]["bias"], tree["state_proj"]["bias"])

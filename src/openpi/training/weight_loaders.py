@@ -15,8 +15,25 @@ import flax.traverse_util as traverse_util
 import numpy as np
 
 from openpi.models import model as _model
+from openpi.models import tokenizer as _tokenizer
 
 logger = logging.getLogger("openpi")
+
+
+def local_asset_path(path: str) -> pathlib.Path:
+    """A local path for ``path``; a remote URL (``gs://bucket/a/b``) maps to openpi's cache
+    ``$OPENPI_DATA_HOME/bucket/a/b``, which must already exist (nothing is downloaded)."""
+    _, sep, rest = path.partition("://")
+    if not sep:
+        return pathlib.Path(path).expanduser()
+    local = _tokenizer.openpi_data_home() / rest
+    if not local.exists():
+        raise FileNotFoundError(
+            f"{path} is not in the local openpi cache (looked at {local}); this project never downloads. Copy it "
+            f"there (e.g. `gsutil -m cp -r {path} {local.parent}/`), set OPENPI_DATA_HOME to the cache that holds it, "
+            "or pass a local path."
+        )
+    return local
 
 
 @runtime_checkable
@@ -35,7 +52,8 @@ class NoOpWeightLoader(WeightLoader):
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointWeightLoader(WeightLoader):
-    """Loads an openpi params checkpoint (the ``.../params`` directory, orbax).
+    """Loads an openpi params checkpoint (the ``.../params`` directory, orbax; ``gs://...`` is looked up in the
+    local openpi cache, see ``local_asset_path``).
 
     Extra checkpoint leaves are dropped, LoRA leaves the checkpoint lacks keep their initial values, leaves are cast
     to the model's dtypes, and any other missing leaf or shape mismatch is an error naming the leaf.
@@ -44,7 +62,7 @@ class CheckpointWeightLoader(WeightLoader):
     params_path: str
 
     def load(self, params: _model.Params) -> _model.Params:
-        loaded = _model.restore_params(self.params_path, restore_type=np.ndarray)
+        loaded = _model.restore_params(local_asset_path(self.params_path), restore_type=np.ndarray)
         return merge_params(loaded, params, missing_regex=".*lora.*", source=self.params_path)
 
 
@@ -59,7 +77,7 @@ class PaliGemmaWeightLoader(WeightLoader):
     npz_path: str
 
     def load(self, params: _model.Params) -> _model.Params:
-        path = pathlib.Path(self.npz_path).expanduser()
+        path = local_asset_path(self.npz_path)
         if not path.is_file():
             raise FileNotFoundError(
                 f"PaliGemma weights not found at {path}; download big_vision's pt_224.npz once and pass its local path."
