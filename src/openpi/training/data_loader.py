@@ -89,13 +89,26 @@ def to_model_inputs(batch: dict, framework: Framework, sharding: Any = None) -> 
 
 
 class _EpochSampler(torch.utils.data.Sampler):
-    """Seeded sample order, fresh for every epoch; weighted draws with replacement when weights are given."""
+    """Seeded sample order, fresh for every epoch; weighted draws with replacement when weights are given.
 
-    def __init__(self, size: int, shuffle: bool, seed: int | Sequence[int], weights: np.ndarray | None):
+    The order of epoch ``e`` depends only on ``(seed, e)``; ``skip`` samples are dropped from the first epoch,
+    so a loader started at batch k yields exactly the batches k, k+1, ... of a loader started at 0.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        shuffle: bool,
+        seed: int | Sequence[int],
+        weights: np.ndarray | None,
+        *,
+        epoch: int = 0,
+        skip: int = 0,
+    ):
         self._size, self._shuffle = size, shuffle
         self._seed = [int(seed)] if isinstance(seed, int) else [int(v) for v in seed]
         self._p = None if weights is None else weights / weights.sum()
-        self._epoch = 0
+        self._epoch, self._skip = epoch, skip
 
     def __len__(self) -> int:
         return self._size
@@ -109,7 +122,8 @@ class _EpochSampler(torch.utils.data.Sampler):
             order = rng.permutation(self._size)
         else:
             order = np.arange(self._size)
-        return (int(i) for i in order)  # lazily: a list of 100M Python ints would take gigabytes
+        skip, self._skip = self._skip, 0
+        return (int(i) for i in order[skip:])  # lazily: a list of 100M Python ints would take gigabytes
 
 
 def _check_weights(weights: np.ndarray, size: int) -> np.ndarray:
@@ -129,7 +143,8 @@ class DataLoader:
 
     ``output="observation"`` yields ``(Observation, actions)``; ``"dict"`` the nested batch dict. Arrays are
     jax arrays (placed with ``sharding`` when given), torch tensors or numpy depending on ``framework``.
-    ``seed`` may be a sequence (e.g. ``(seed, start_step)``) so a resumed run draws a fresh order.
+    ``start_batch`` resumes the seeded order where a run stopped (the batches a fresh loader would yield from
+    there on).
     """
 
     def __init__(
@@ -147,6 +162,7 @@ class DataLoader:
         num_batches: int | None = None,
         worker_start_method: Literal["spawn", "fork", "forkserver"] = "spawn",
         sharding: Any = None,
+        start_batch: int = 0,
     ):
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}.")
@@ -157,11 +173,14 @@ class DataLoader:
         weights = None if sample_weights is None else _check_weights(sample_weights, len(dataset))
         self.dataset = dataset
         self._framework, self._output, self._num_batches = framework, output, num_batches
+        # Resume position: whole epochs, then batches into the next one.
+        per_epoch = len(dataset) // batch_size if drop_last else -(-len(dataset) // batch_size)
+        start_epoch, skip = start_batch // per_epoch, (start_batch % per_epoch) * batch_size
         self._sharding = sharding
         self._loader = torch.utils.data.DataLoader(
             dataset,
             batch_size=batch_size,
-            sampler=_EpochSampler(len(dataset), shuffle, seed, weights),
+            sampler=_EpochSampler(len(dataset), shuffle, seed, weights, epoch=start_epoch, skip=skip),
             num_workers=num_workers,
             collate_fn=collate,
             drop_last=drop_last,
@@ -235,7 +254,7 @@ def create_data_loader(
 
     Input pipeline: repack → data transforms → normalize (the config's norm stats, z-score or quantile) →
     model transforms. Decodes the video keys the repack structure uses; honours the episode list and the
-    per-frame sample-weights file. The order is seeded by ``(config.seed, start_step)``.
+    per-frame sample-weights file. The order is seeded by ``config.seed``; ``start_step`` continues it where a resumed run stopped.
     """
     transforms = [
         *data_config.repack_transforms.inputs,
@@ -267,7 +286,8 @@ def create_data_loader(
         action_key=data_config.action_key,
         sample_weights=sample_weights,
         shuffle=shuffle,
-        seed=(config.seed, start_step),
+        seed=config.seed,
+        start_batch=start_step,
         num_workers=config.num_workers,
         framework=framework,
         output=output,
