@@ -93,6 +93,7 @@ class _EpochSampler(torch.utils.data.Sampler):
 
     The order of epoch ``e`` depends only on ``(seed, e)``; ``skip`` samples are dropped from the first epoch,
     so a loader started at batch k yields exactly the batches k, k+1, ... of a loader started at 0.
+    ``shard=(rank, world_size, global_batch)`` keeps only rank's slice of every global batch (distributed training).
     """
 
     def __init__(
@@ -104,14 +105,18 @@ class _EpochSampler(torch.utils.data.Sampler):
         *,
         epoch: int = 0,
         skip: int = 0,
+        shard: tuple[int, int, int] | None = None,
     ):
-        self._size, self._shuffle = size, shuffle
+        self._size, self._shuffle, self._shard = size, shuffle, shard
         self._seed = [int(seed)] if isinstance(seed, int) else [int(v) for v in seed]
         self._p = None if weights is None else weights / weights.sum()
         self._epoch, self._skip = epoch, skip
 
     def __len__(self) -> int:
-        return self._size
+        if self._shard is None:
+            return self._size
+        _, world_size, global_batch = self._shard
+        return self._size // global_batch * (global_batch // world_size)
 
     def __iter__(self) -> Iterator[int]:
         rng = np.random.default_rng([*self._seed, self._epoch])
@@ -123,7 +128,12 @@ class _EpochSampler(torch.utils.data.Sampler):
         else:
             order = np.arange(self._size)
         skip, self._skip = self._skip, 0
-        return (int(i) for i in order[skip:])  # lazily: a list of 100M Python ints would take gigabytes
+        order = order[skip:]
+        if self._shard is not None:
+            rank, world_size, global_batch = self._shard
+            whole = len(order) // global_batch * global_batch
+            order = order[:whole].reshape(-1, world_size, global_batch // world_size)[:, rank].reshape(-1)
+        return (int(i) for i in order)  # lazily: a list of 100M Python ints would take gigabytes
 
 
 def _check_weights(weights: np.ndarray, size: int) -> np.ndarray:
@@ -144,7 +154,8 @@ class DataLoader:
     ``output="observation"`` yields ``(Observation, actions)``; ``"dict"`` the nested batch dict. Arrays are
     jax arrays (placed with ``sharding`` when given), torch tensors or numpy depending on ``framework``.
     ``start_batch`` resumes the seeded order where a run stopped (the batches a fresh loader would yield from
-    there on).
+    there on). With ``world_size > 1`` (distributed training), ``batch_size`` is the global batch and this loader
+    yields the ``rank``-th equal slice of each global batch.
     """
 
     def __init__(
@@ -163,9 +174,13 @@ class DataLoader:
         worker_start_method: Literal["spawn", "fork", "forkserver"] = "spawn",
         sharding: Any = None,
         start_batch: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ):
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}.")
+        if batch_size % world_size or not 0 <= rank < world_size:
+            raise ValueError(f"batch_size={batch_size} must split evenly over {world_size} ranks (rank {rank}).")
         if drop_last and len(dataset) < batch_size:
             raise ValueError(f"The dataset has {len(dataset)} samples, fewer than one batch of {batch_size}.")
         if callable(sample_weights):
@@ -177,10 +192,11 @@ class DataLoader:
         per_epoch = len(dataset) // batch_size if drop_last else -(-len(dataset) // batch_size)
         start_epoch, skip = start_batch // per_epoch, (start_batch % per_epoch) * batch_size
         self._sharding = sharding
+        shard = (rank, world_size, batch_size) if world_size > 1 else None
         self._loader = torch.utils.data.DataLoader(
             dataset,
-            batch_size=batch_size,
-            sampler=_EpochSampler(len(dataset), shuffle, seed, weights, epoch=start_epoch, skip=skip),
+            batch_size=batch_size // world_size,
+            sampler=_EpochSampler(len(dataset), shuffle, seed, weights, epoch=start_epoch, skip=skip, shard=shard),
             num_workers=num_workers,
             collate_fn=collate,
             drop_last=drop_last,
@@ -249,12 +265,15 @@ def create_data_loader(
     shuffle: bool = True,
     num_batches: int | None = None,
     output: Literal["observation", "dict"] = "observation",
+    rank: int = 0,
+    world_size: int = 1,
 ) -> DataLoader:
     """The training loader of a `TrainConfig` and its runtime `DataConfig` (openpi.training.config).
 
     Input pipeline: repack → data transforms → normalize (the config's norm stats, z-score or quantile) →
     model transforms. Decodes the video keys the repack structure uses; honours the episode list and the
     per-frame sample-weights file. The order is seeded by ``config.seed``; ``start_step`` continues it where a resumed run stopped.
+    Under distributed training, rank ``rank`` of ``world_size`` gets its slice of each global batch of ``config.batch_size``.
     """
     transforms = [
         *data_config.repack_transforms.inputs,
@@ -293,6 +312,8 @@ def create_data_loader(
         output=output,
         num_batches=num_batches,
         sharding=sharding,
+        rank=rank,
+        world_size=world_size,
     )
 
 
