@@ -4,6 +4,7 @@ import flax.nnx as nnx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import torch
 
 from openpi.models import model as _model
@@ -23,6 +24,18 @@ R1PRO_WEIGHTS = {
     "right_gripper": 2.0,
     "padding": 0.0,
 }
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny matmuls on shared cores: one intra-op thread is ~10x faster than two fighting for the CPU; denormals
+    (tiny Adam moments, near-zero losses) flushed to zero, else a CPU step can take 100x longer."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    yield
+    torch.set_flush_denormal(False)
+    torch.set_num_threads(threads)
 
 
 def tiny_config(pi05: bool, strategy: str = "uniform", **overrides) -> pi0_config.Pi0Config:

@@ -15,10 +15,13 @@ from openpi.models_pytorch import pi0_pytorch
 from openpi.models_pytorch import weight_conversion as wc
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import _pi0_fixtures
 from _pi0_fixtures import batch
 from _pi0_fixtures import observation
 from _pi0_fixtures import random_jax_params
 from _pi0_fixtures import tiny_config
+
+one_torch_thread = _pi0_fixtures.one_torch_thread  # autouse fixture
 
 STRATEGIES = ("original", "uniform", "per_dimension", "per_group")
 
