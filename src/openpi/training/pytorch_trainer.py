@@ -69,11 +69,19 @@ def _barrier() -> None:
 
 
 def _mean_over_ranks(values: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Scalar metrics averaged over ranks (every rank holds an equal slice of the global batch)."""
-    stacked = torch.stack([v.detach().float().reshape(()) for v in values.values()])
-    if dist.is_initialized():
-        dist.all_reduce(stacked)
-        stacked /= dist.get_world_size()
+    """Scalar metrics of the global batch from every rank's equal slice: means are averaged; a group's share of
+    the weighted loss is averaged weighted by the rank's loss (its weighted-loss total), which makes it exact."""
+    if not dist.is_initialized():
+        return {k: float(v) for k, v in values.items()}
+    loss = values["loss"].detach().float()
+    stacked = torch.stack(
+        [v.detach().float() * (loss if k.startswith("loss_share/") else 1.0) for k, v in values.items()]
+    )
+    dist.all_reduce(stacked)
+    stacked /= dist.get_world_size()
+    mean_loss = stacked[list(values).index("loss")]
+    shares = torch.tensor([k.startswith("loss_share/") for k in values])
+    stacked = torch.where(shares, stacked / mean_loss, stacked)
     return dict(zip(values, stacked.tolist(), strict=True))
 
 
