@@ -22,7 +22,10 @@ from openpi.training import run_utils
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    # force: an imported library may already have configured the root logger, which would hide our INFO lines.
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", force=True
+    )
     config = _config.cli(description=__doc__)
     try:
         pytorch_trainer.train(config)
