@@ -34,3 +34,47 @@ def mini_v30(tmp_path_factory) -> pathlib.Path:
 def mini_dataset(request, mini_v21, mini_v30) -> pathlib.Path:
     """Parametrize with indirect=True and "v2.1" / "v3.0"."""
     return {"v2.1": mini_v21, "v3.0": mini_v30}[request.param]
+
+
+def _read_wandb_records(path: pathlib.Path) -> list:
+    """Protobuf records of a ``.wandb`` transaction log (W&B header, then LevelDB-style 32 KiB blocks of
+    checksum[4] length[2] type[1] chunks; types 1 full, 2 first, 3 middle, 4 last)."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, block = path.read_bytes(), 32768
+    assert data[:4] == b":W&B", f"{path} is not a wandb transaction log"
+    records, pending, pos = [], b"", 7
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # block trailer too short for a chunk header
+            pos += block - pos % block
+            continue
+        length, kind = int.from_bytes(data[pos + 4 : pos + 6], "little"), data[pos + 6]
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+        pending = chunk if kind in (1, 2) else pending + chunk
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            records.append(record)
+    return records
+
+
+@pytest.fixture
+def read_wandb_run():
+    """``read(run_dir) -> (config, tags, history)`` of an offline wandb run directory."""
+    import json
+
+    def read(run_dir: pathlib.Path):
+        (log,) = pathlib.Path(run_dir).glob("*.wandb")
+        config, tags, history = {}, [], []
+        for record in _read_wandb_records(log):
+            kind = record.WhichOneof("record_type")
+            if kind == "run":
+                tags = list(record.run.tags)
+                config.update({i.key: json.loads(i.value_json) for i in record.run.config.update})
+            elif kind == "config":
+                config.update({i.key: json.loads(i.value_json) for i in record.config.update})
+            elif kind == "history":
+                history.append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item})
+        return config, tags, history
+
+    return read

@@ -141,7 +141,8 @@ class TrainConfig:
     # Experiment name; checkpoints go to ``checkpoint_base_dir/name/exp_name``.
     exp_name: str = "default"
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    # Path of an openpi params checkpoint to start from (``.../pi05_base/params``), or None for random init.
+    # openpi params checkpoint (``.../pi05_base/params``, local or gs:// in openpi's cache) or PaliGemma ``.npz``
+    # to start from; None for random init.
     weight_path: str | None = None
     lr_schedule: LRSchedule = dataclasses.field(default_factory=LRSchedule)
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
@@ -250,6 +251,8 @@ def b1k_config(
         train_fields = {**DEMO_TRAIN_FIELDS, **train_fields}
     else:
         train_fields = {"weight_path": BASE_CHECKPOINTS["pi05" if pi05 else "pi0"], **train_fields}
+    if train_fields.get("resume_from"):  # a curriculum phase reads the previous phase of the same kind (demo or not)
+        train_fields["resume_from"] = train_fields["resume_from"].format(demo="_demo" if demo else "", exp_name="{exp_name}")
     return TrainConfig(
         name=name,
         model=pi0_config.Pi0Config(**model_fields),
@@ -258,10 +261,11 @@ def b1k_config(
     )
 
 
-# openpi's released base checkpoints, as openpi caches them under $OPENPI_DATA_HOME.
+# openpi's released base checkpoints; gs:// paths resolve to openpi's local cache ($OPENPI_DATA_HOME, default
+# ~/.cache/openpi), where an openpi user already has them. Nothing is downloaded.
 BASE_CHECKPOINTS = {
-    "pi0": "~/.cache/openpi/openpi-assets/checkpoints/pi0_base/params",
-    "pi05": "~/.cache/openpi/openpi-assets/checkpoints/pi05_base/params",
+    "pi0": "gs://openpi-assets/checkpoints/pi0_base/params",
+    "pi05": "gs://openpi-assets/checkpoints/pi05_base/params",
 }
 # A model small enough to train on 2 CPU cores in minutes; the real architecture, shrunk.
 DEMO_MODEL_FIELDS: dict[str, Any] = dict(
@@ -301,7 +305,11 @@ _VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ),
     (
         "phase2_full",
-        dict(strategy="per_group", group_weights=ARM_FOCUSED_WEIGHTS, resume_from="phase1_arm_heavy/{exp_name}"),
+        dict(
+            strategy="per_group",
+            group_weights=ARM_FOCUSED_WEIGHTS,
+            resume_from="phase1_arm_heavy{demo}/{exp_name}",
+        ),
     ),
 ]
 

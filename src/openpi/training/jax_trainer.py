@@ -62,7 +62,7 @@ def _initial_params(config: _config.TrainConfig, resume_from: pathlib.Path | Non
         loader = _weight_loaders.CheckpointWeightLoader(str(resume_from / str(steps[-1]) / "params"))
         logger.info("Starting from the weights of %s (--resume-from).", loader.params_path)
     elif config.weight_path is not None:
-        path = str(pathlib.Path(config.weight_path).expanduser())
+        path = config.weight_path  # loaders resolve ~ and gs:// (openpi's local cache) themselves
         loader = (
             _weight_loaders.PaliGemmaWeightLoader(path)
             if path.endswith(".npz")

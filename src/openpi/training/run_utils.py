@@ -84,21 +84,27 @@ def init_wandb(config: _config.TrainConfig, checkpoint_dir: pathlib.Path, *, res
             "Upload later with `wandb sync wandb/offline-run-*`."
         )
     id_file = checkpoint_dir / WANDB_ID_FILE
-    run_id = id_file.read_text().strip() if resuming and id_file.exists() else None
+    previous_id = id_file.read_text().strip() if resuming and id_file.exists() else None
+    run_config = config.run_config()
+    # Online, a resumed experiment continues its wandb run. wandb cannot reopen an offline run, so offline the
+    # resumed part is a new run of the same name and group that records which run it continues.
+    run_id = previous_id if mode != "offline" else None
+    if previous_id and run_id is None:
+        run_config["continues_wandb_run"] = previous_id
     strategy = config.model.loss_weighting.strategy
     run = wandb.init(
         project=config.project_name,
         name=config.exp_name,
         id=run_id,
         resume="allow" if run_id else None,
-        config=config.run_config(),
+        config=run_config,
         tags=[strategy, config.name],
         group=config.exp_name,
         job_type=strategy,
         mode=mode,
         dir=os.environ.get("WANDB_DIR"),
     )
-    if run_id is None:
+    if previous_id is None:
         id_file.write_text(run.id)
     return run
 
