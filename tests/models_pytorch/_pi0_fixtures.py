@@ -69,19 +69,21 @@ def random_jax_params(config: pi0_config.Pi0Config, seed: int = 1) -> dict:
     return jax.tree.map(draw, shapes)
 
 
-def batch(config: pi0_config.Pi0Config, seed: int = 0) -> dict[str, np.ndarray]:
+def batch(config: pi0_config.Pi0Config, seed: int = 0, batch_size: int = BATCH) -> dict[str, np.ndarray]:
     """One random batch with a missing camera and padded prompts, so every mask and position matters."""
     rng = np.random.default_rng(seed)
     h, w = config.image_resolution
+    shape = (batch_size, config.action_horizon, config.action_dim)
+    prompt_lengths = np.where(np.arange(batch_size) % 2 == 0, min(4, config.max_token_len), config.max_token_len)
     return {
-        "images": {k: rng.uniform(-1, 1, (BATCH, h, w, 3)).astype(np.float32) for k in _model.IMAGE_KEYS},
-        "image_masks": {k: np.array([True, k != "right_wrist_0_rgb"]) for k in _model.IMAGE_KEYS},
-        "state": rng.normal(size=(BATCH, config.action_dim)).astype(np.float32),
-        "tokenized_prompt": rng.integers(0, 257_152, (BATCH, config.max_token_len)).astype(np.int32),
-        "tokenized_prompt_mask": np.arange(config.max_token_len)[None] < np.array([[4], [config.max_token_len]]),
-        "actions": rng.normal(size=(BATCH, config.action_horizon, config.action_dim)).astype(np.float32),
-        "noise": rng.normal(size=(BATCH, config.action_horizon, config.action_dim)).astype(np.float32),
-        "time": np.array([0.3, 0.8], np.float32),
+        "images": {k: rng.uniform(-1, 1, (batch_size, h, w, 3)).astype(np.float32) for k in _model.IMAGE_KEYS},
+        "image_masks": {k: (np.arange(batch_size) % 2 == 0) | (k != "right_wrist_0_rgb") for k in _model.IMAGE_KEYS},
+        "state": rng.normal(size=(batch_size, config.action_dim)).astype(np.float32),
+        "tokenized_prompt": rng.integers(0, 257_152, (batch_size, config.max_token_len)).astype(np.int32),
+        "tokenized_prompt_mask": np.arange(config.max_token_len)[None] < prompt_lengths[:, None],
+        "actions": rng.normal(size=shape).astype(np.float32),
+        "noise": rng.normal(size=shape).astype(np.float32),
+        "time": np.linspace(0.3, 0.8, batch_size, dtype=np.float32),
     }
 
 
