@@ -458,9 +458,12 @@ def _to_numpy(value: Any) -> np.ndarray:
 
 def to_torch_tensor(array: np.ndarray) -> torch.Tensor:
     """numpy (incl. ml_dtypes bfloat16) → torch tensor without changing any bit."""
+    array = np.ascontiguousarray(array)
+    if not array.flags.writeable:  # torch tensors must own writable memory
+        array = array.copy()
     if array.dtype.name == "bfloat16":
-        return torch.from_numpy(np.ascontiguousarray(array).view(np.uint16)).view(torch.bfloat16)
-    return torch.from_numpy(np.ascontiguousarray(array))
+        return torch.from_numpy(array.view(np.uint16)).view(torch.bfloat16)
+    return torch.from_numpy(array)
 
 
 # ---- files -------------------------------------------------------------------------------------------------------
