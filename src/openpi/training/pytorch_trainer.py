@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import pathlib
 import shutil
@@ -72,7 +73,7 @@ def _mean_over_ranks(values: dict[str, torch.Tensor]) -> dict[str, float]:
     """Scalar metrics of the global batch from every rank's equal slice: means are averaged; a group's share of
     the weighted loss is averaged weighted by the rank's loss (its weighted-loss total), which makes it exact."""
     if not dist.is_initialized():
-        return {k: float(v) for k, v in values.items()}
+        return {k: float(v.detach()) for k, v in values.items()}
     loss = values["loss"].detach().float()
     stacked = torch.stack(
         [v.detach().float() * (loss if k.startswith("loss_share/") else 1.0) for k, v in values.items()]
@@ -339,6 +340,11 @@ def _train(
             "learning_rate": lr,
             **info,
         }
+        if not math.isfinite(info["param_norm"]):
+            raise run_utils.NonFiniteLossError(
+                f"Weights became non-finite in the update of step {step} (grad_norm={info['grad_norm']:.4g}, "
+                f"learning_rate={lr:.4g}). Training stopped; no checkpoint was written from these weights."
+            )
         pending.append(info)
         bar.update(1)
         done = step + 1

@@ -1,0 +1,215 @@
+"""The PyTorch trainer end to end on the miniature B1K dataset: CLI run with its wandb contents, a 2-process DDP
+run against the 1-process one, SIGKILL + resume, --resume-from weights, NaN / inf stops; plus the rank slicing of
+the data loader and the per-step noise as units."""
+
+import dataclasses
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import safetensors.torch
+import torch
+
+from openpi.datasets import stats as _stats
+from openpi.policies import b1k_policy
+from openpi.shared import normalize as _normalize
+from openpi.training import config as _config
+from openpi.training import data_loader as _data_loader
+from openpi.training import pytorch_trainer
+from openpi.training import run_utils
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+TRAIN = REPO / "scripts" / "train_pytorch.py"
+DEMO = "pi0_b1k_arm_focused_demo"
+GROUPS = ("base", "trunk", "left_arm", "right_arm", "grippers", "padding")
+# The uninterrupted reference run: 10 steps, a checkpoint every 5.
+STEPS = ["--num-train-steps=10", "--save-interval=5"]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, mini_v21):
+    """A run directory with norm stats for the demo config, CLI arguments pointing at it, and an offline-wandb env."""
+    tmp = tmp_path_factory.mktemp("train_pytorch")
+    stats = _stats.compute_norm_stats(mini_v21, state_transform=b1k_policy.proprio_to_state, progress=False)
+    _normalize.save(tmp / "assets" / DEMO / _config.DEMO_REPO_ID, stats)
+    args = [
+        f"--data.root={mini_v21}",
+        f"--assets-base-dir={tmp / 'assets'}",
+        f"--checkpoint-base-dir={tmp / 'checkpoints'}",
+        "--batch-size=4",
+        "--log-interval=1",
+        "--lr-schedule.warmup-steps=2",
+    ]
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp)}
+    return tmp, args, env
+
+
+def _run(cmd: list[str], tmp: pathlib.Path, env: dict, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=600, **kwargs)
+
+
+def _losses(path: pathlib.Path, key: str = "loss") -> dict[int, float]:
+    """Step → metric from metrics.jsonl; a step logged twice (before a crash and after resuming) keeps the last."""
+    return {r["step"]: r[key] for r in map(json.loads, path.read_text().splitlines())}
+
+
+@pytest.fixture(scope="module")
+def reference(workdir) -> pathlib.Path:
+    """``scripts/train_pytorch.py`` in one process, uninterrupted; returns its experiment directory."""
+    tmp, args, env = workdir
+    cmd = [sys.executable, str(TRAIN), f"--config-name={DEMO}", "--exp-name=t", "--overwrite", *args, *STEPS]
+    result = _run(cmd, tmp, env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp / "checkpoints" / DEMO / "t"
+
+
+def test_cli_trains_writes_checkpoint_and_per_group_wandb_metrics(workdir, reference, read_wandb_run):
+    tmp, _, _ = workdir
+    losses = _losses(reference / "metrics.jsonl")
+    assert sorted(losses) == list(range(1, 11))
+    first, last = np.mean([losses[s] for s in (1, 2, 3)]), np.mean([losses[s] for s in (8, 9, 10)])
+    assert last < first, losses
+    assert run_utils.step_dirs(reference) == [10]  # step 5 was replaced by step 10 (keep_period None)
+    step_dir = reference / "10"
+    assert {p.name for p in step_dir.iterdir()} == {"model.safetensors", "optimizer.pt", "metadata.pt", "assets"}
+    assert (step_dir / "assets" / _config.DEMO_REPO_ID / "norm_stats.json").exists()
+    metadata = torch.load(step_dir / "metadata.pt", weights_only=True)
+    assert metadata["step"] == 10 and metadata["config_name"] == DEMO
+    assert metadata["loss_weighting"]["strategy"] == "per_group"
+
+    (run_dir,) = (tmp / "wandb").glob("offline-run-*")
+    config, tags, history = read_wandb_run(run_dir)
+    assert config["loss_weighting"]["strategy"] == "per_group" and "per_group" in tags
+    assert config["loss_weighting"]["group_weights"]["left_arm"] == 3.0
+    logged = history[-1]
+    for group in GROUPS[:-1]:
+        for key in ("loss", "loss_share", "weight"):
+            assert np.isfinite(logged[f"{key}/{group}"])
+    assert {"learning_rate", "grad_norm", "param_norm", "step_time", "samples_per_sec"} <= set(logged)
+    assert abs(sum(logged[f"loss_share/{g}"] for g in GROUPS) - 1) < 1e-4
+    assert logged["loss"] == pytest.approx(losses[10], rel=1e-6)
+
+
+def test_two_processes_give_the_one_process_losses(workdir, reference):
+    tmp, args, env = workdir
+    torchrun = pathlib.Path(sys.executable).parent / "torchrun"
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", str(TRAIN), DEMO, "--exp-name=ddp", *args,
+           "--num-train-steps=2", "--no-wandb-enabled"]
+    result = _run(cmd, tmp, env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    exp = tmp / "checkpoints" / DEMO / "ddp"
+    single, ddp = (json.loads(p.read_text().splitlines()[0]) for p in (reference / "metrics.jsonl",
+                                                                      exp / "metrics.jsonl"))
+    for key in ("loss", *(f"{k}/{g}" for g in GROUPS for k in ("loss", "loss_share", "weight"))):
+        assert abs(ddp[key] - single[key]) <= 1e-4, (key, ddp[key], single[key])
+    # Step 2 runs on the weights after one DDP update: gradients were averaged into the global-batch gradient.
+    assert abs(_losses(exp / "metrics.jsonl")[2] - _losses(reference / "metrics.jsonl")[2]) <= 1e-4
+    assert run_utils.step_dirs(exp) == [2]  # only rank 0 saves; the save is complete
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(workdir, reference, read_wandb_run):
+    tmp, args, env = workdir
+    exp = tmp / "checkpoints" / DEMO / "crash"
+    cmd = [sys.executable, str(TRAIN), DEMO, "--exp-name=crash", *args, *STEPS]
+    process = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 400
+    while 5 not in run_utils.step_dirs(exp) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert run_utils.step_dirs(exp) == [5]
+    run_id = (exp / run_utils.WANDB_ID_FILE).read_text()
+    # A checkpoint being written when the process died is a temporary directory: it must never be loaded.
+    (exp / "tmp-8").mkdir()
+    (exp / "tmp-8" / "model.safetensors").write_bytes(b"truncated")
+    result = _run([*cmd, "--resume"], tmp, env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Resumed from step 5" in result.stderr
+    got, expected = _losses(exp / "metrics.jsonl"), _losses(reference / "metrics.jsonl")
+    assert sorted(got) == list(range(1, 11))
+    for step in range(6, 11):
+        assert abs(got[step] - expected[step]) <= 1e-5, (step, got[step], expected[step])
+    assert not (exp / "tmp-8").exists()
+    # Offline, wandb cannot reopen a run: the resumed part is a new run that names the one it continues.
+    resumed_runs = [read_wandb_run(d)[0] for d in (tmp / "wandb").glob("offline-run-*")]
+    assert [c["exp_name"] for c in resumed_runs if c.get("continues_wandb_run") == run_id] == ["crash"]
+
+
+def test_resume_from_starts_with_the_other_runs_weights_and_a_fresh_optimizer(workdir, reference):
+    _, args, _ = workdir
+    # lr 0: the one training step leaves the weights as loaded, so the checkpoint shows what training started from.
+    config = _config.cli([DEMO, "--exp-name=phase2", f"--resume-from={DEMO}/t", *args, "--num-train-steps=1",
+                          "--lr-schedule.peak-lr=0", "--lr-schedule.decay-lr=0", "--no-wandb-enabled"])
+    pytorch_trainer.train(config, progress=False)
+    loaded = safetensors.torch.load_file(str(config.checkpoint_dir / "1" / "model.safetensors"))
+    phase1 = safetensors.torch.load_file(str(reference / "10" / "model.safetensors"))
+    assert loaded.keys() == phase1.keys()
+    assert all(torch.equal(loaded[k], phase1[k]) for k in phase1)
+    fresh = pytorch_trainer.create_model(config, torch.device("cpu")).state_dict()
+    assert not all(torch.equal(fresh[k], phase1[k]) for k in phase1)
+    optimizer = torch.load(config.checkpoint_dir / "1" / "optimizer.pt", weights_only=True)
+    assert {int(s["step"]) for s in optimizer["state"].values()} == {1}  # fresh AdamW: one step, not eleven
+
+
+def test_nan_loss_stops_the_script_before_any_checkpoint(workdir):
+    tmp, args, env = workdir
+    stats = _normalize.load(tmp / "assets" / DEMO / _config.DEMO_REPO_ID)
+    mean = stats["actions"].mean.copy()
+    mean[7] = np.nan  # left_arm's first dim
+    bad_assets = tmp / "bad_assets"
+    stats["actions"] = dataclasses.replace(stats["actions"], mean=mean)
+    _normalize.save(bad_assets / DEMO / _config.DEMO_REPO_ID, stats)
+    cmd = [sys.executable, str(TRAIN), DEMO, "--exp-name=nan", *args, f"--assets-base-dir={bad_assets}",
+           "--data.norm=zscore", "--num-train-steps=2",
+           "--save-interval=1", "--no-wandb-enabled"]
+    result = _run(cmd, tmp, env)
+    assert result.returncode != 0
+    assert "Loss became nan at step 0" in result.stderr and "left_arm" in result.stderr
+    assert run_utils.step_dirs(tmp / "checkpoints" / DEMO / "nan") == []
+
+
+def test_exploding_weights_stop_before_they_are_saved(workdir):
+    _, args, _ = workdir
+    config = _config.cli([DEMO, "--exp-name=explode", *args, "--batch-size=2", "--num-train-steps=2",
+                          "--save-interval=1", "--lr-schedule.warmup-steps=0", "--lr-schedule.peak-lr=1e30",
+                          "--no-wandb-enabled"])
+    with pytest.raises(run_utils.NonFiniteLossError, match="Weights became non-finite in the update of step 0"):
+        pytorch_trainer.train(config, progress=False)
+    assert run_utils.step_dirs(config.checkpoint_dir) == []
+
+
+class _Indices:
+    def __len__(self):
+        return 37
+
+    def __getitem__(self, i):
+        return {"x": np.array([i])}
+
+
+@pytest.mark.parametrize("start_batch", [0, 5])
+def test_each_rank_gets_its_slice_of_the_global_batch(start_batch):
+    kwargs = dict(batch_size=6, seed=1, framework="numpy", output="dict", num_batches=8, start_batch=start_batch)
+    full = [b["x"][:, 0] for b in _data_loader.DataLoader(_Indices(), **kwargs)]
+    ranks = [_data_loader.DataLoader(_Indices(), rank=r, world_size=2, **kwargs) for r in range(2)]
+    joined = [np.concatenate([a["x"][:, 0], b["x"][:, 0]]) for a, b in zip(*ranks, strict=True)]
+    assert len(joined) == len(full) == 8
+    for a, b in zip(full, joined, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_step_noise_depends_only_on_seed_and_step_and_ranks_split_it():
+    noise, t = pytorch_trainer.noise_and_time(42, 7, (4, 5, 3))
+    again, t_again = pytorch_trainer.noise_and_time(42, 7, (4, 5, 3))
+    assert torch.equal(noise, again) and torch.equal(t, t_again)
+    assert not torch.equal(noise, pytorch_trainer.noise_and_time(42, 8, (4, 5, 3))[0])
+    parts = [pytorch_trainer.noise_and_time(42, 7, (2, 5, 3), rank=r, world_size=2) for r in range(2)]
+    assert torch.equal(torch.cat([p[0] for p in parts]), noise) and torch.equal(torch.cat([p[1] for p in parts]), t)
+    many = pytorch_trainer.noise_and_time(0, 0, (20000, 1, 1))[1]
+    assert 0.001 <= float(many.min()) and float(many.max()) <= 1.0
+    assert abs(float(many.mean()) - (0.6 * 0.999 + 0.001)) < 0.01  # Beta(1.5, 1) has mean 0.6
