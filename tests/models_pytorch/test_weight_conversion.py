@@ -4,6 +4,7 @@ import json
 import pathlib
 import re
 
+import flax.nnx as nnx
 import jax
 import numpy as np
 import pytest
@@ -93,3 +94,18 @@ def test_unknown_leaves_are_named():
     tree["PaliGemma/llm/extra/w"] = jax.ShapeDtypeStruct((3,), np.float32)
     with pytest.raises(ValueError, match=re.escape("PaliGemma/llm/extra/w")):
         wc.jax_to_torch_shapes(tree)
+
+
+@pytest.mark.parametrize("vision", ["B/16", "S/16", "Ti/16", "mu/16"])
+def test_vision_variants_convert(vision):
+    """Each SigLIP size: the JAX model's tree (shape-only) is detected and maps onto the PyTorch model exactly."""
+    config = pi0_config.Pi0Config(
+        paligemma_variant="dummy", action_expert_variant="dummy", vision_variant=vision, pi05=True
+    )
+    tree = nnx.state(nnx.eval_shape(lambda: config.create(jax.random.key(0)))).to_pure_dict()
+    shapes, spec = wc.jax_to_torch_shapes(tree)
+    assert (spec.vision_variant, spec.image_resolution) == (vision, (224, 224))
+    model_state = _meta_model(config).state_dict()
+    assert set(model_state) - set(shapes) == {wc.TIED_LM_HEAD, wc.EXPERT_LM_HEAD}
+    for key, value in shapes.items():
+        assert tuple(model_state[key].shape) == value.shape, key
