@@ -19,7 +19,9 @@ from openpi.training import run_utils
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", force=True
+    )
     config = _config.cli(description=__doc__)
     try:
         jax_trainer.train(config)

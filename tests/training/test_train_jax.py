@@ -125,3 +125,132 @@ def test_phase2_starts_from_phase1_weights(workdir, mini_v21):
     fresh, _ = jax_trainer.init_train_state(phase2, _sharding.make_mesh(1))
     assert not all(np.array_equal(np.asarray(a), np.asarray(b))
                    for a, b in zip(jax.tree.leaves(fresh.params.to_pure_dict()), got, strict=True))
+
+
+def _write_generic_lerobot(root: pathlib.Path, episodes: int = 3, length: int = 40, size: int = 32) -> None:
+    """A LeRobot v2.1 dataset of a 4-dim arm (xyz + gripper) with two cameras, in lerobot's default layout."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from openpi.datasets import video
+
+    rng = np.random.default_rng(0)
+    cameras = ("observation.images.top", "observation.images.wrist")
+    features = {
+        "action": {"dtype": "float32", "shape": [4], "names": ["x", "y", "z", "gripper"]},
+        "observation.state": {"dtype": "float32", "shape": [4], "names": ["x", "y", "z", "gripper"]},
+        **{k: {"dtype": "video", "shape": [size, size, 3], "names": ["height", "width", "channel"],
+               "info": {"video.codec": "h264", "video.pix_fmt": "yuv420p", "video.fps": 10}} for k in cameras},
+        **{k: {"dtype": "int64", "shape": [1], "names": None}
+           for k in ("frame_index", "episode_index", "index", "task_index")},
+        "timestamp": {"dtype": "float32", "shape": [1], "names": None},
+    }
+    info = {
+        "codebase_version": "v2.1", "robot_type": "toy_arm", "fps": 10, "chunks_size": 1000,
+        "total_episodes": episodes, "total_frames": episodes * length, "total_tasks": 1, "splits": {"train": "0:3"},
+        "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
+        "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4",
+        "features": features,
+    }
+    (root / "meta").mkdir(parents=True)
+    (root / "meta" / "info.json").write_text(json.dumps(info))
+    (root / "meta" / "tasks.jsonl").write_text(json.dumps({"task_index": 0, "task": "pick up the cube"}) + "\n")
+    lines = [json.dumps({"episode_index": e, "tasks": ["pick up the cube"], "length": length}) for e in range(episodes)]
+    (root / "meta" / "episodes.jsonl").write_text("\n".join(lines) + "\n")
+    for e in range(episodes):
+        xyz = np.cumsum(rng.normal(scale=0.05, size=(length, 3)), axis=0)
+        gripper = np.where(np.arange(length) < length // 2, 1.0, -1.0)[:, None]
+        action = np.concatenate([xyz, gripper], axis=1).astype(np.float32)
+        table = pa.table({
+            "action": pa.FixedSizeListArray.from_arrays(pa.array(action.reshape(-1)), 4),
+            "observation.state": pa.FixedSizeListArray.from_arrays(pa.array(action.reshape(-1)), 4),
+            "timestamp": pa.array(np.arange(length, dtype=np.float32) / 10),
+            "frame_index": pa.array(np.arange(length)),
+            "episode_index": pa.array(np.full(length, e)),
+            "index": pa.array(e * length + np.arange(length)),
+            "task_index": pa.array(np.zeros(length, dtype=np.int64)),
+        })
+        path = root / f"data/chunk-000/episode_{e:06d}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, path)
+        for k, camera in enumerate(cameras):
+            frames = np.zeros((length, size, size, 3), np.uint8)
+            frames[..., k] = (128 + 100 * np.tanh(xyz[:, :1, None])).astype(np.uint8)
+            video.write_video(root / f"videos/chunk-000/{camera}/episode_{e:06d}.mp4", frames, fps=10, codec="h264")
+
+
+def test_generic_config_trains_a_non_b1k_robot(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "toy_arm"
+    _write_generic_lerobot(root)
+    data = _config.LeRobotDataConfig(
+        repo_id="local/toy_arm",
+        root=str(root),
+        image_keys={"base_0_rgb": "observation.images.top", "left_wrist_0_rgb": "observation.images.wrist"},
+        robot="identity",
+        robot_action_dim=4,
+        norm="zscore",
+        tokenizer="offline",
+    )
+    config = _config.lerobot_config(
+        "toy_arm_demo",
+        data=data,
+        action_groups={"xyz": (0, 3), "gripper": [3]},
+        strategy="per_group",
+        group_weights={"xyz": 1.0, "gripper": 2.0},
+        demo=True,
+        model={"pi05": False, "image_resolution": (32, 32), "action_horizon": 10},
+        exp_name="toy",
+        batch_size=4,
+        num_train_steps=4,
+        log_interval=1,
+        save_interval=4,
+        wandb_enabled=False,
+    )
+    assert config.model.loss_weighting.groups.to_json() == {"xyz": "0:3", "gripper": "[3]", "padding": "4:32"}
+    stats = _stats.compute_norm_stats(root, progress=False)
+    _normalize.save(config.assets_dirs / "local/toy_arm", stats)
+    data_config = config.data.create(config.assets_dirs, config.model)
+    assert data_config.norm_stats["actions"].mean.shape == (4,) and not data_config.use_quantile_norm
+    jax_trainer.train(config, progress=False)
+    records = _losses(config.checkpoint_dir / "metrics.jsonl")
+    assert sorted(records) == [1, 2, 3, 4] and all(np.isfinite(list(records.values())))
+    logged = json.loads((config.checkpoint_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"loss/xyz", "loss/gripper", "loss_share/gripper", "weight/xyz"} <= set(logged)
+    assert logged["loss_share/padding"] == 0.0
+    assert run_utils.step_dirs(config.checkpoint_dir) == [4]
+
+
+def test_nonfinite_loss_stops_naming_step_and_groups(workdir):
+    tmp, args = workdir
+    config = _config.cli(["pi0_b1k_arm_focused_demo", "--exp-name=nan", *args, "--num-train-steps=6",
+                          "--save-interval=1", "--lr-schedule.warmup-steps=0", "--lr-schedule.peak-lr=1e36",
+                          "--lr-schedule.decay-lr=1e36", "--no-wandb-enabled"])
+    with pytest.raises(run_utils.NonFiniteLossError) as info:
+        jax_trainer.train(config, progress=False)
+    message = str(info.value)
+    step = int(message.split("at step ")[1].split()[0])
+    assert "action groups" in message and "left_arm" in message
+    saved = run_utils.step_dirs(config.checkpoint_dir)
+    assert saved == ([step - 1] if step > 1 else [])  # the last step before the bad one, never the bad one
+    for s in saved:
+        from openpi.models import model as _model
+
+        params = _model.restore_params(config.checkpoint_dir / str(s) / "params")
+        assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(params))
+
+
+def test_two_device_fsdp_gives_the_single_device_first_step_loss(workdir):
+    tmp, args = workdir
+    steps = ["--num-train-steps=2", "--save-interval=100", "--no-wandb-enabled"]
+    single = _config.cli(["pi0_b1k_arm_focused_demo", "--exp-name=one", *args, *steps])
+    jax_trainer.train(single, progress=False)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    cmd = [sys.executable, str(TRAIN), "pi0_b1k_arm_focused_demo", "--exp-name=two", *args, *steps,
+           "--fsdp-devices=2"]
+    result = subprocess.run(cmd, check=True, timeout=600, cwd=tmp, env=env, capture_output=True, text=True)
+    assert "'fsdp': 2} over 2 devices" in result.stderr
+    one = _losses(single.checkpoint_dir / "metrics.jsonl")
+    two = _losses(tmp / "checkpoints" / "pi0_b1k_arm_focused_demo" / "two" / "metrics.jsonl")
+    assert abs(one[1] - two[1]) <= 1e-4, (one[1], two[1])
+    assert abs(one[2] - two[2]) <= 1e-3

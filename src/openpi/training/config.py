@@ -22,7 +22,7 @@ import tyro
 
 from openpi.models import pi0_config
 from openpi.policies import b1k_policy
-from openpi.shared import action_groups
+from openpi.shared import action_groups as action_groups_lib
 
 ModelConfig = pi0_config.Pi0Config
 
@@ -214,50 +214,72 @@ DEMO_DATASET_ROOT = "~/.cache/openpi/mini_b1k/v2.1"
 DEMO_REPO_ID = "openpi/mini_b1k"
 
 
-def b1k_config(
+def lerobot_config(
     name: str,
     *,
+    data: LeRobotDataConfig,
+    action_groups: Mapping[str, action_groups_lib.GroupDims],
     strategy: str,
     group_weights: Mapping[str, float] | None = None,
     pi05: bool = True,
     demo: bool = False,
-    data: Mapping[str, Any] | None = None,
+    model: Mapping[str, Any] | None = None,
     **train_fields: Any,
 ) -> TrainConfig:
-    """A B1K training config: R1Pro's true action layout (grippers combined) drives the loss weighting and the
-    per-group metrics of every strategy. ``demo=True`` swaps in a tiny model and the miniature dataset so the
-    config trains on a CPU in minutes."""
-    groups = b1k_policy.R1PRO_ACTION_GROUPS_COMBINED_GRIPPERS
+    """A training config for any LeRobot robot. ``action_groups`` is the robot's layout; dims the model pads
+    (up to its action_dim) join a ``padding`` group of weight 0. The layout drives the loss weighting and the
+    per-group metrics of every strategy (``per_dimension`` gets each dim its group's weight). ``demo=True``
+    swaps in a tiny model and short schedule so the config trains on a CPU in minutes."""
+    model_fields: dict[str, Any] = {"pi05": pi05, **(DEMO_MODEL_FIELDS if demo else {}), **(model or {})}
+    action_dim = model_fields.get("action_dim", 32)
+    groups = dict(action_groups)
+    covered = {d for name, dims in groups.items() for d in action_groups_lib.parse_dims(name, dims)}
+    if "padding" not in groups and len(covered) < action_dim:
+        groups["padding"] = (max(covered) + 1, action_dim)
+    if group_weights is not None and "padding" in groups:
+        group_weights = {"padding": 0.0, **group_weights}
+    dimension_weights = None
     if strategy == "per_dimension" and group_weights is not None:
-        # The same emphasis per dim: every dim carries its group's weight.
-        spec = action_groups.ActionGroups.create(groups, b1k_policy.PADDED_ACTION_DIM)
-        dimension_weights: Sequence[float] | None = tuple(float(v) for v in spec.dimension_weight_vector(group_weights))
+        spec = action_groups_lib.ActionGroups.create(groups, action_dim)
+        dimension_weights = tuple(float(v) for v in spec.dimension_weight_vector(group_weights))
         group_weights = None
-    else:
-        dimension_weights = None
-    model_fields: dict[str, Any] = dict(
-        pi05=pi05,
-        action_dim=b1k_policy.PADDED_ACTION_DIM,
-        action_horizon=50,
+    model_fields.update(
         loss_weighting_strategy=strategy,
         action_groups=groups,
         group_weights=group_weights,
         dimension_weights=dimension_weights,
     )
+    if demo:
+        train_fields = {**DEMO_TRAIN_FIELDS, **train_fields}
+    if train_fields.get("resume_from"):  # a curriculum phase reads the previous phase of the same kind
+        train_fields["resume_from"] = train_fields["resume_from"].format(demo="_demo" if demo else "", exp_name="{exp_name}")
+    return TrainConfig(name=name, model=pi0_config.Pi0Config(**model_fields), data=data, **train_fields)
+
+
+def b1k_config(
+    name: str,
+    *,
+    demo: bool = False,
+    pi05: bool = True,
+    data: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> TrainConfig:
+    """A B1K config: the generic LeRobot config with R1Pro's true action layout (grippers combined), B1K's
+    dataset and state conversion, action horizon 50 and openpi's base checkpoint (or the miniature dataset
+    with ``demo=True``)."""
     data_fields: dict[str, Any] = dict(data or {})
     if demo:
-        model_fields.update(DEMO_MODEL_FIELDS)
         data_fields = {"repo_id": DEMO_REPO_ID, "root": DEMO_DATASET_ROOT, "tokenizer": "offline", **data_fields}
-        train_fields = {**DEMO_TRAIN_FIELDS, **train_fields}
     else:
-        train_fields = {"weight_path": BASE_CHECKPOINTS["pi05" if pi05 else "pi0"], **train_fields}
-    if train_fields.get("resume_from"):  # a curriculum phase reads the previous phase of the same kind (demo or not)
-        train_fields["resume_from"] = train_fields["resume_from"].format(demo="_demo" if demo else "", exp_name="{exp_name}")
-    return TrainConfig(
-        name=name,
-        model=pi0_config.Pi0Config(**model_fields),
+        kwargs = {"weight_path": BASE_CHECKPOINTS["pi05" if pi05 else "pi0"], **kwargs}
+    return lerobot_config(
+        name,
         data=LeRobotDataConfig(**data_fields),
-        **train_fields,
+        action_groups=b1k_policy.R1PRO_ACTION_GROUPS_COMBINED_GRIPPERS,
+        pi05=pi05,
+        demo=demo,
+        model={"action_dim": b1k_policy.PADDED_ACTION_DIM, "action_horizon": 50},
+        **kwargs,
     )
 
 

@@ -158,6 +158,7 @@ def train(config: _config.TrainConfig, *, progress: bool = True) -> TrainState:
     checkpoint_dir, resuming = run_utils.prepare_checkpoint_dir(config)
     resume_from = run_utils.resolve_resume_from(config)
     mesh = _sharding.make_mesh(config.fsdp_devices)
+    logger.info("Mesh %s over %d devices.", dict(mesh.shape), jax.device_count())
     data_config = config.data.create(config.assets_dirs, config.model)
     if config.batch_size % jax.device_count():
         raise ValueError(f"batch_size={config.batch_size} must be divisible by the {jax.device_count()} devices.")
@@ -191,11 +192,11 @@ def train(config: _config.TrainConfig, *, progress: bool = True) -> TrainState:
         batch = next(batches)
         new_state, info = step_fn(rng, state, batch)
         info = jax.device_get(info)
-        run_utils.check_finite(step, float(info["loss"]), {k: float(v) for k, v in info.items()})
+        done = step + 1  # steps are counted from 1 in logs, metrics and checkpoint names
+        run_utils.check_finite(done, float(info["loss"]), {k: float(v) for k, v in info.items()})
         state = new_state
         pending.append(info)
         bar.update(1)
-        done = step + 1
         if done % config.log_interval == 0 or done == config.num_train_steps:
             elapsed = time.perf_counter() - interval_start
             record = {k: float(np.mean([p[k] for p in pending])) for k in pending[0]}
