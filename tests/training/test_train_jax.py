@@ -222,7 +222,7 @@ def test_generic_config_trains_a_non_b1k_robot(tmp_path, monkeypatch):
 
 
 def test_nonfinite_loss_stops_naming_step_and_groups(workdir):
-    tmp, args = workdir
+    _, args = workdir
     config = _config.cli(["pi0_b1k_arm_focused_demo", "--exp-name=nan", *args, "--num-train-steps=6",
                           "--save-interval=1", "--lr-schedule.warmup-steps=0", "--lr-schedule.peak-lr=1e36",
                           "--lr-schedule.decay-lr=1e36", "--no-wandb-enabled"])
