@@ -11,6 +11,7 @@ import torch
 
 from openpi.models import model as _model
 from openpi.models_pytorch import pi0_pytorch
+from openpi.models_pytorch import preprocessing_pytorch
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import _pi0_fixtures
@@ -74,7 +75,7 @@ def test_images_of_another_size_are_resized_like_jax():
     images = np.random.default_rng(0).uniform(-1, 1, (2, 48, 80, 3)).astype(np.float32)
     for height, width in [(32, 32), (96, 64)]:
         expected = np.asarray(_model.resize_with_pad(jnp.asarray(images), height, width))
-        got = pi0_pytorch.resize_with_pad(torch.from_numpy(images), height, width).numpy()
+        got = preprocessing_pytorch.resize_with_pad(torch.from_numpy(images), height, width).numpy()
         np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
@@ -105,3 +106,30 @@ def test_missing_image_masks_mean_present_and_time_is_sampled():
         times = model.sample_time(10_000, torch.device("cpu"))
     assert 0.001 <= times.min() and times.max() <= 1.0
     assert abs(times.mean().item() - (0.6 * 0.999 + 0.001)) < 0.01  # Beta(1.5, 1) has mean 0.6
+
+
+def test_train_time_augmentation():
+    """``train=True`` augments like JAX: values stay in [-1, 1], a constant image stays constant under crop and
+    rotation (only its colour moves), wrist cameras are never moved geometrically, and the loss changes."""
+    torch.manual_seed(0)
+    flat = torch.full((2, 32, 32, 3), 0.2)
+    shifted = preprocessing_pytorch.augment_images(flat, geometric=True)
+    assert shifted.min() >= -1 and shifted.max() <= 1
+    torch.testing.assert_close(shifted, shifted[:, :1, :1].expand_as(shifted))
+    edge = torch.zeros(1, 32, 32, 3)
+    edge[:, :, 16:] = 1.0
+    torch.manual_seed(1)
+    moved = preprocessing_pytorch.augment_images(edge, geometric=True)
+    torch.manual_seed(1)
+    still = preprocessing_pytorch.augment_images(edge, geometric=False)
+    assert not torch.allclose(moved, still)
+    assert (still[:, :, :16] == still[0, 0, 0]).all() and (still[:, :, 16:] == still[0, 0, 31]).all()
+
+    config = tiny_config(False, image_resolution=(32, 32))
+    model = pi0_pytorch.PI0Pytorch(config)
+    data = batch(config)
+    args = (observation(data, "torch"), *(torch.from_numpy(data[k]) for k in ("actions", "noise", "time")))
+    with torch.no_grad():
+        plain = model(*args)
+        torch.testing.assert_close(model(*args), plain)
+        assert not torch.allclose(model(*args, train=True), plain)

@@ -14,6 +14,7 @@ from openpi.models import pi0_config as _pi0_config
 from openpi.models import siglip as _siglip_config
 from openpi.models_pytorch import gemma_pytorch as _gemma
 from openpi.models_pytorch import pi0_loss_utils_pytorch as _loss
+from openpi.models_pytorch import preprocessing_pytorch as _preprocessing
 from openpi.models_pytorch import siglip_pytorch as _siglip
 
 VOCAB_SIZE = _gemma_config.PALIGEMMA_VOCAB_SIZE
@@ -90,21 +91,6 @@ class PaliGemmaWithExpert(nn.Module):
         return _gemma.joint_forward(experts, embeds, mask, positions, list(adarms_cond), kv_cache)
 
 
-def resize_with_pad(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Bilinear resize of channels-last images keeping the aspect ratio, padded with -1 (black) to the size."""
-    cur_h, cur_w = images.shape[-3:-1]
-    if (cur_h, cur_w) == (height, width):
-        return images
-    ratio = max(cur_h / height, cur_w / width)
-    new_h, new_w = int(cur_h / ratio), int(cur_w / ratio)
-    resized = nn.functional.interpolate(
-        images.permute(0, 3, 1, 2), size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False
-    )
-    pad_h, pad_w = height - new_h, width - new_w
-    padded = nn.functional.pad(resized, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), value=-1.0)
-    return padded.permute(0, 2, 3, 1)
-
-
 def make_attn_mask(input_mask: torch.Tensor, ar_mask: torch.Tensor) -> torch.Tensor:
     """bool [B, N] validity and autoregressive flags → [B, N, N]: ``cumsum[j] <= cumsum[i]`` and both valid."""
     cumsum = torch.cumsum(ar_mask.long().expand_as(input_mask), dim=1)
@@ -174,19 +160,24 @@ class PI0Pytorch(nn.Module):
 
     # ---- embeddings ----------------------------------------------------------------------------------------
 
-    def preprocess_images(self, observation) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Images resized with padding to the model resolution (as the JAX model does) and masks, missing → all."""
+    def preprocess_images(
+        self, observation, *, train: bool = False
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Images resized with padding to the model resolution and, when ``train``, augmented (wrist cameras only
+        colour-jittered), as the JAX model does; masks default to present."""
         images, masks = {}, {}
         for name, image in observation.images.items():
-            images[name] = resize_with_pad(image.float(), *self.image_resolution)
+            images[name] = _preprocessing.resize_with_pad(image.float(), *self.image_resolution)
+            if train:
+                images[name] = _preprocessing.augment_images(images[name], geometric="wrist" not in name)
             mask = observation.image_masks.get(name)
             masks[name] = torch.ones(image.shape[0], dtype=torch.bool, device=image.device) if mask is None else mask
         return images, masks
 
-    def embed_prefix(self, observation) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def embed_prefix(self, observation, *, train: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Image tokens of every camera, then language tokens; all attend bidirectionally (ar flag 0)."""
         tokens, masks = [], []
-        images, image_masks = self.preprocess_images(observation)
+        images, image_masks = self.preprocess_images(observation, train=train)
         for name, image in images.items():
             image_tokens = self.paligemma_with_expert.embed_image(image)
             tokens.append(image_tokens)
@@ -227,16 +218,25 @@ class PI0Pytorch(nn.Module):
         return (beta * 0.999 + 0.001).to(device)
 
     def forward_with_metrics(
-        self, observation, actions: torch.Tensor, noise: torch.Tensor | None = None, time: torch.Tensor | None = None
+        self,
+        observation,
+        actions: torch.Tensor,
+        noise: torch.Tensor | None = None,
+        time: torch.Tensor | None = None,
+        *,
+        train: bool = False,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Weighted flow-matching loss [B, H] and the per-group metrics of ``pi0_loss_utils_pytorch``."""
+        """Weighted flow-matching loss [B, H] and the per-group metrics of ``pi0_loss_utils_pytorch``.
+
+        ``train`` augments the images (random crop, rotation, colour jitter), like JAX ``compute_loss(train=True)``.
+        """
         actions = actions.float()
         noise = torch.randn_like(actions) if noise is None else noise.float()
         time = self.sample_time(actions.shape[0], actions.device) if time is None else time.float()
         t = time[:, None, None]
         x_t = t * noise + (1 - t) * actions
         u_t = noise - actions
-        prefix, prefix_mask, prefix_ar = self.embed_prefix(observation)
+        prefix, prefix_mask, prefix_ar = self.embed_prefix(observation, train=train)
         suffix, suffix_mask, suffix_ar, cond = self.embed_suffix(observation, x_t, time)
         input_mask = torch.cat([prefix_mask, suffix_mask], dim=1)
         attn_mask = make_attn_mask(input_mask, torch.cat([prefix_ar, suffix_ar]))
@@ -246,9 +246,9 @@ class PI0Pytorch(nn.Module):
         per_dim_loss = (v_t.float() - u_t).square()
         return _loss.weighted_loss_and_metrics(self.config.loss_weighting, per_dim_loss, actions)
 
-    def forward(self, observation, actions, noise=None, time=None) -> torch.Tensor:
+    def forward(self, observation, actions, noise=None, time=None, *, train: bool = False) -> torch.Tensor:
         """The weighted flow-matching loss [B, H]; the trainer means it."""
-        return self.forward_with_metrics(observation, actions, noise=noise, time=time)[0]
+        return self.forward_with_metrics(observation, actions, noise=noise, time=time, train=train)[0]
 
     # ---- inference -------------------------------------------------------------------------------------------
 
