@@ -475,3 +475,8 @@ def _create_lerobot_data_config(
         episodes=tuple(arm_heavy.load_episode_list(episodes_path)) if episodes_path else None,
         sample_weights_path=factory.sample_weights_path,
     )
+
+
+def named_config(name: str, **overrides: Any) -> TrainConfig:
+    """A registered config with field overrides (validated like the CLI's); used by ``examples/configs``."""
+    return dataclasses.replace(get_config(name), **overrides)
