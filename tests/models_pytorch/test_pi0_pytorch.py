@@ -133,3 +133,23 @@ def test_train_time_augmentation():
         plain = model(*args)
         torch.testing.assert_close(model(*args), plain)
         assert not torch.allclose(model(*args, train=True), plain)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    config = tiny_config(True, image_resolution=(32, 32))
+    torch.manual_seed(0)
+    plain = pi0_pytorch.PI0Pytorch(config)
+    checkpointed = pi0_pytorch.PI0Pytorch(config, gradient_checkpointing=True)
+    checkpointed.load_state_dict(plain.state_dict())
+    data = batch(config)
+    args = (observation(data, "torch"), *(torch.from_numpy(data[k]) for k in ("actions", "noise", "time")))
+    losses = []
+    for model in (plain, checkpointed):
+        loss = model(*args).mean()
+        loss.backward()
+        losses.append(loss.detach())
+    torch.testing.assert_close(losses[0], losses[1])
+    grads = dict(checkpointed.named_parameters())
+    for name, param in plain.named_parameters():
+        if param.grad is not None:
+            torch.testing.assert_close(grads[name].grad, param.grad, msg=name)

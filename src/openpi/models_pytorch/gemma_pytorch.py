@@ -11,6 +11,7 @@ import math
 import torch
 from torch import nn
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 from openpi.models import gemma as _gemma_config
 
@@ -86,6 +87,7 @@ class GemmaAttention(nn.Module):
     def __init__(self, spec: _gemma_config.Config):
         super().__init__()
         n, k, h, lora = spec.num_heads, spec.num_kv_heads, spec.head_dim, spec.attn_lora
+        self.num_kv_heads = k
         self.q_proj = LoRALinear(spec.width, n * h, lora=lora, heads=n)
         self.k_proj = LoRALinear(spec.width, k * h, lora=lora, heads=k)
         self.v_proj = LoRALinear(spec.width, k * h, lora=lora, heads=k)
@@ -168,44 +170,61 @@ def joint_forward(
     positions: torch.Tensor,
     adarms_cond: list[torch.Tensor | None],
     kv_cache: KVCache | None = None,
+    *,
+    checkpoint: bool = False,
 ) -> tuple[list[torch.Tensor | None], KVCache]:
     """Runs the experts side by side: each embeds its own tokens, all attend jointly over the concatenated sequence.
 
     ``embeds[i]`` is expert i's token sequence or None (skipped). ``mask`` [B, T, S] covers the cached tokens
     (S = cached + T). Returns each expert's normalized output and the per-layer (k, v) including the cache.
+    ``checkpoint`` recomputes every layer in the backward pass instead of keeping its activations (the JAX
+    model's per-layer remat), trading compute for memory when training.
     """
-    head_dim = experts[0].spec.head_dim
-    active = [i for i, x in enumerate(embeds) if x is not None]
     hidden = list(embeds)
     new_cache: KVCache = []
     for layer_idx in range(experts[0].spec.depth):
         layers = [expert.layers[layer_idx] for expert in experts]
-        qs, ks, vs, gates = [], [], [], {}
-        for i in active:
-            attn = layers[i].self_attn
-            y, gates[i] = layers[i].input_layernorm(hidden[i], adarms_cond[i])
-            b, t, _ = y.shape
-            qs.append(attn.q_proj(y).view(b, t, -1, head_dim))
-            ks.append(attn.k_proj(y).view(b, t, -1, head_dim))
-            vs.append(attn.v_proj(y).view(b, t, -1, head_dim))
-        q = apply_rope(torch.cat(qs, dim=1), positions) * torch.tensor(head_dim**-0.5, dtype=qs[0].dtype)
-        k = apply_rope(torch.cat(ks, dim=1), positions)
-        v = torch.cat(vs, dim=1)
-        if kv_cache is not None:
-            k = torch.cat([kv_cache[layer_idx][0], k], dim=1)
-            v = torch.cat([kv_cache[layer_idx][1], v], dim=1)
-        new_cache.append((k, v))
-        encoded = attend(q, k, v, mask)
-        start = 0
-        for i in active:
-            end = start + hidden[i].shape[1]
-            out = layers[i].self_attn.o_proj(encoded[:, start:end])
-            start = end
-            hidden[i] = _residual(hidden[i], out, gates[i])
-            y, gate = layers[i].post_attention_layernorm(hidden[i], adarms_cond[i])
-            hidden[i] = _residual(hidden[i], layers[i].mlp(y), gate)
+        cached = None if kv_cache is None else kv_cache[layer_idx]
+        if checkpoint and torch.is_grad_enabled():
+            hidden, kv = torch.utils.checkpoint.checkpoint(
+                _joint_layer, layers, hidden, mask, positions, adarms_cond, cached, use_reentrant=False
+            )
+        else:
+            hidden, kv = _joint_layer(layers, hidden, mask, positions, adarms_cond, cached)
+        new_cache.append(kv)
     outputs = [None if x is None else experts[i].norm(x, adarms_cond[i])[0] for i, x in enumerate(hidden)]
     return outputs, new_cache
+
+
+def _joint_layer(layers, hidden, mask, positions, adarms_cond, cached):
+    """One layer of every expert: pre-norm joint attention, then each expert's pre-norm GeGLU, gated residuals."""
+    head_dim = layers[0].self_attn.k_proj.out_features // layers[0].self_attn.num_kv_heads
+    active = [i for i, x in enumerate(hidden) if x is not None]
+    hidden = list(hidden)
+    qs, ks, vs, gates = [], [], [], {}
+    for i in active:
+        attn = layers[i].self_attn
+        y, gates[i] = layers[i].input_layernorm(hidden[i], adarms_cond[i])
+        b, t, _ = y.shape
+        qs.append(attn.q_proj(y).view(b, t, -1, head_dim))
+        ks.append(attn.k_proj(y).view(b, t, -1, head_dim))
+        vs.append(attn.v_proj(y).view(b, t, -1, head_dim))
+    q = apply_rope(torch.cat(qs, dim=1), positions) * torch.tensor(head_dim**-0.5, dtype=qs[0].dtype)
+    k = apply_rope(torch.cat(ks, dim=1), positions)
+    v = torch.cat(vs, dim=1)
+    if cached is not None:
+        k = torch.cat([cached[0], k], dim=1)
+        v = torch.cat([cached[1], v], dim=1)
+    encoded = attend(q, k, v, mask)
+    start = 0
+    for i in active:
+        end = start + hidden[i].shape[1]
+        out = layers[i].self_attn.o_proj(encoded[:, start:end])
+        start = end
+        hidden[i] = _residual(hidden[i], out, gates[i])
+        y, gate = layers[i].post_attention_layernorm(hidden[i], adarms_cond[i])
+        hidden[i] = _residual(hidden[i], layers[i].mlp(y), gate)
+    return hidden, (k, v)
 
 
 def _residual(x, y, gate):

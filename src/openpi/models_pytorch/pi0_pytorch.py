@@ -73,6 +73,7 @@ class PaliGemmaWithExpert(nn.Module):
             )
         self.paligemma = PaliGemma(vision, llm, image_resolution)
         self.gemma_expert = GemmaExpert(expert, cond_dim=expert.width if pi05 else None)
+        self.gradient_checkpointing = False
 
     def embed_image(self, images: torch.Tensor) -> torch.Tensor:
         """Channels-last images [B, H, W, 3] in [-1, 1] → image tokens [B, P, llm width]."""
@@ -88,7 +89,9 @@ class PaliGemmaWithExpert(nn.Module):
         embeds = [
             None if x is None else x.to(e.layers[0].self_attn.q_proj.weight.dtype) for x, e in zip(embeds, experts)
         ]
-        return _gemma.joint_forward(experts, embeds, mask, positions, list(adarms_cond), kv_cache)
+        return _gemma.joint_forward(
+            experts, embeds, mask, positions, list(adarms_cond), kv_cache, checkpoint=self.gradient_checkpointing
+        )
 
 
 def make_attn_mask(input_mask: torch.Tensor, ar_mask: torch.Tensor) -> torch.Tensor:
@@ -114,10 +117,17 @@ class PI0Pytorch(nn.Module):
     Observations follow ``openpi.models.model.Observation`` (attributes ``images``, ``image_masks``, ``state``,
     ``tokenized_prompt``, ``tokenized_prompt_mask``) holding torch tensors; images are channels-last in [-1, 1].
     ``compile_mode`` (e.g. ``"max-autotune"``) wraps the loss and the denoising step in ``torch.compile``; off by
-    default because it only pays off on accelerators.
+    default because it only pays off on accelerators. ``gradient_checkpointing`` recomputes each Gemma layer in the
+    backward pass (like the JAX model's remat) to fit full-size training in memory.
     """
 
-    def __init__(self, config: _pi0_config.Pi0Config, *, compile_mode: str | None = None):
+    def __init__(
+        self,
+        config: _pi0_config.Pi0Config,
+        *,
+        compile_mode: str | None = None,
+        gradient_checkpointing: bool = False,
+    ):
         super().__init__()
         self.config = config
         llm = _gemma_config.get_config(config.paligemma_variant)
@@ -127,6 +137,7 @@ class PI0Pytorch(nn.Module):
         self.paligemma_with_expert = PaliGemmaWithExpert(
             vision, llm, expert, pi05=config.pi05, image_resolution=self.image_resolution
         )
+        self.paligemma_with_expert.gradient_checkpointing = gradient_checkpointing
         width = expert.width
         self.action_in_proj = nn.Linear(config.action_dim, width)
         self.action_out_proj = nn.Linear(width, config.action_dim)
