@@ -171,7 +171,7 @@ def param_norm(model: nn.Module) -> torch.Tensor:
     return torch.stack(norms).norm()
 
 
-class _LossAndMetrics(nn.Module):
+class LossAndMetrics(nn.Module):
     """Calls ``forward_with_metrics`` as ``forward``, so DDP's gradient sync wraps the call the trainer makes."""
 
     def __init__(self, model: pi0_pytorch.PI0Pytorch):
@@ -260,6 +260,52 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     return jax.tree.map(lambda x: x.to(device) if isinstance(x, torch.Tensor) else x, batch)
 
 
+def train_step(
+    config: _config.TrainConfig,
+    step_module: nn.Module,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    observation: Any,
+    actions: torch.Tensor,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+) -> dict[str, float]:
+    """One update on this rank's slice of the global batch; returns the step's metrics (averaged over ranks).
+
+    ``step_module`` is ``LossAndMetrics(model)``, DDP-wrapped under ``torchrun``. Raises ``NonFiniteLossError``
+    on a non-finite loss (before the update) or non-finite weights (after it).
+    """
+    noise, flow_time = noise_and_time(config.seed, step, tuple(actions.shape), rank=rank, world_size=world_size)
+    loss_bh, metrics = step_module(observation, actions, noise.to(actions.device), flow_time.to(actions.device))
+    loss = loss_bh.mean()
+    info = _mean_over_ranks({"loss": loss, **metrics})
+    # Before the update: weights that produced a non-finite loss are never stepped, let alone saved.
+    run_utils.check_finite(step, info["loss"], info)
+    lr = float(_optimizer.learning_rate(config.lr_schedule, step))
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    trainable = [p for group in optimizer.param_groups for p in group["params"]]
+    grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.optimizer.clip_gradient_norm)
+    optimizer.step()
+    info = {
+        "loss": info.pop("loss"),
+        "grad_norm": float(grad_norm),
+        "param_norm": float(param_norm(model)),
+        "learning_rate": lr,
+        **info,
+    }
+    if not math.isfinite(info["param_norm"]):
+        raise run_utils.NonFiniteLossError(
+            f"Weights became non-finite in the update of step {step} (grad_norm={info['grad_norm']:.4g}, "
+            f"learning_rate={lr:.4g}). Training stopped; no checkpoint was written from these weights."
+        )
+    return info
+
+
 def train(config: _config.TrainConfig, *, progress: bool = True) -> pi0_pytorch.PI0Pytorch:
     """Runs (or resumes) training as configured, under ``torchrun`` or in one process; returns the model."""
     rank, world_size, device = init_distributed()
@@ -302,7 +348,7 @@ def _train(
         if is_main:
             logger.info("Resumed from step %d in %s.", start_step, checkpoint_dir)
 
-    step_module: nn.Module = _LossAndMetrics(model)
+    step_module: nn.Module = LossAndMetrics(model)
     if world_size > 1:
         step_module = nn.parallel.DistributedDataParallel(
             step_module, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
@@ -311,7 +357,6 @@ def _train(
     loader = _data_loader.create_data_loader(
         config, data_config, framework="pytorch", start_step=start_step, rank=rank, world_size=world_size
     )
-    trainable = [p for p in model.parameters() if p.requires_grad]
     metrics_path = checkpoint_dir / METRICS_FILE
     pending: list[dict[str, float]] = []
     interval_start = time.perf_counter()
@@ -320,31 +365,8 @@ def _train(
     model.train()
     for step in range(start_step, config.num_train_steps):
         observation, actions = _to_device(next(batches), device)
-        noise, flow_time = noise_and_time(config.seed, step, tuple(actions.shape), rank=rank, world_size=world_size)
-        loss_bh, metrics = step_module(observation, actions, noise.to(device), flow_time.to(device))
-        loss = loss_bh.mean()
-        info = _mean_over_ranks({"loss": loss, **metrics})
-        # Before the update: weights that produced a non-finite loss are never stepped, let alone saved.
-        run_utils.check_finite(step, info["loss"], info)
-        lr = float(_optimizer.learning_rate(config.lr_schedule, step))
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.optimizer.clip_gradient_norm)
-        optimizer.step()
-        info = {
-            "loss": info.pop("loss"),
-            "grad_norm": float(grad_norm),
-            "param_norm": float(param_norm(model)),
-            "learning_rate": lr,
-            **info,
-        }
-        if not math.isfinite(info["param_norm"]):
-            raise run_utils.NonFiniteLossError(
-                f"Weights became non-finite in the update of step {step} (grad_norm={info['grad_norm']:.4g}, "
-                f"learning_rate={lr:.4g}). Training stopped; no checkpoint was written from these weights."
-            )
+        info = train_step(config, step_module, model, optimizer, step, observation, actions, rank=rank,
+                          world_size=world_size)
         pending.append(info)
         bar.update(1)
         done = step + 1
