@@ -188,29 +188,32 @@ def train(config: _config.TrainConfig, *, progress: bool = True) -> TrainState:
     interval_start = time.perf_counter()
     bar = tqdm.tqdm(total=config.num_train_steps, initial=start_step, disable=not progress, dynamic_ncols=True)
     batches = iter(loader)
-    for step in range(start_step, config.num_train_steps):
-        batch = next(batches)
-        new_state, info = step_fn(rng, state, batch)
-        info = jax.device_get(info)
-        done = step + 1  # steps are counted from 1 in logs, metrics and checkpoint names
-        run_utils.check_finite(done, float(info["loss"]), {k: float(v) for k, v in info.items()})
-        state = new_state
-        pending.append(info)
-        bar.update(1)
-        if done % config.log_interval == 0 or done == config.num_train_steps:
-            elapsed = time.perf_counter() - interval_start
-            record = {k: float(np.mean([p[k] for p in pending])) for k in pending[0]}
-            record["step_time"] = elapsed / len(pending)
-            record["samples_per_sec"] = config.batch_size * len(pending) / elapsed
-            run.log(record, step=done)
-            with metrics_path.open("a") as f:
-                f.write(json.dumps({"step": done, **record}) + "\n")
-            bar.set_postfix(loss=f"{record['loss']:.4f}")
-            logger.info(run_utils.format_metrics(done, record))
-            pending, interval_start = [], time.perf_counter()
-        if done % config.save_interval == 0 or done == config.num_train_steps:
-            _save(mgr, state, data_config)
-    bar.close()
-    mgr.wait_until_finished()
-    run.finish()
+    try:
+        for step in range(start_step, config.num_train_steps):
+            batch = next(batches)
+            new_state, info = step_fn(rng, state, batch)
+            info = jax.device_get(info)
+            done = step + 1  # steps are counted from 1 in logs, metrics and checkpoint names
+            run_utils.check_finite(done, float(info["loss"]), {k: float(v) for k, v in info.items()})
+            state = new_state
+            pending.append(info)
+            bar.update(1)
+            if done % config.log_interval == 0 or done == config.num_train_steps:
+                elapsed = time.perf_counter() - interval_start
+                record = {k: float(np.mean([p[k] for p in pending])) for k in pending[0]}
+                record["step_time"] = elapsed / len(pending)
+                record["samples_per_sec"] = config.batch_size * len(pending) / elapsed
+                run.log(record, step=done)
+                with metrics_path.open("a") as f:
+                    f.write(json.dumps({"step": done, **record}) + "\n")
+                bar.set_postfix(loss=f"{record['loss']:.4f}")
+                logger.info(run_utils.format_metrics(done, record))
+                pending, interval_start = [], time.perf_counter()
+            if done % config.save_interval == 0 or done == config.num_train_steps:
+                _save(mgr, state, data_config)
+    finally:
+        # Checkpoints already started hold finite weights: let them complete even when training stops.
+        bar.close()
+        mgr.wait_until_finished()
+        run.finish()
     return state
