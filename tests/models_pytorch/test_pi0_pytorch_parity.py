@@ -119,6 +119,9 @@ def test_orbax_round_trip(tmp_path):
     wc.save_jax_params(params, tmp_path / "ckpt" / "params")
     spec = wc.convert_jax_to_pytorch(tmp_path / "ckpt" / "params", tmp_path / "torch", dtype="bfloat16")
     assert spec.pi05
+    stored = wc.load_safetensors(tmp_path / "torch" / wc.WEIGHTS_FILE)
+    assert stored["action_in_proj.weight"].dtype == np.float32  # kept float32 like openpi's bf16 model
+    assert stored[f"{wc.EXPERT}.model.layers.0.mlp.up_proj.weight"].dtype.name == "bfloat16"
     wc.convert_pytorch_to_jax(tmp_path / "torch", tmp_path / "back" / "params")
     back = wc.flatten_params(wc.load_jax_params(tmp_path / "back" / "params"))
     # bfloat16 storage: every leaf comes back as bf16 or f32 and within bf16 rounding of the original.

@@ -357,15 +357,18 @@ def _contiguous(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def _relayout_to_torch(flat: Mapping[str, Any], rules: list[_Rule], finish: Callable) -> dict[str, Any]:
+def _relayout_to_torch(flat: dict[str, Any], rules: list[_Rule], finish: Callable) -> dict[str, Any]:
+    """Consumes ``flat`` leaf by leaf (so a full-size conversion never holds two float32 copies of the model);
+    ``finish(key, array)`` makes each output array."""
     out = {}
     for rule in rules:
-        value = flat[rule.jax]
+        value = flat.pop(rule.jax)
         for layer in range(rule.layers or 1):
             per_layer = value[layer] if rule.layers is not None else value
             for part, template in enumerate(rule.torch):
                 piece = per_layer[part] if len(rule.torch) > 1 else per_layer
-                out[template.format(i=layer)] = finish(rule.to_torch(piece))
+                key = template.format(i=layer)
+                out[key] = finish(key, rule.to_torch(piece))
     return out
 
 
@@ -402,15 +405,32 @@ def _check_torch_keys(sd: dict[str, Any]) -> tuple[ModelSpec, list[_Rule]]:
     return spec, rules
 
 
-def jax_to_torch(params: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], ModelSpec]:
-    """JAX params (nested or flat) → PyTorch state dict as numpy arrays (dtypes kept) and the detected spec.
+def jax_to_torch(params: Mapping[str, Any], *, dtype: str | None = None) -> tuple[dict[str, np.ndarray], ModelSpec]:
+    """JAX params (nested or flat) → PyTorch state dict as numpy arrays and the detected spec.
 
-    The tied PaliGemma LM head and the action expert's unused LM head are not included (see ``save_safetensors``).
-    Raises ``ValueError`` naming any leaf the mapping does not know or any leaf that is missing.
+    Dtypes are kept, or with ``dtype`` (``"bfloat16"`` / ``"float32"``) each weight gets the dtype a ``PI0Pytorch``
+    of that dtype holds it in (bf16 models keep norms, patch / position embeddings and action projections in
+    float32). The tied PaliGemma LM head and the action expert's unused LM head are not included (see
+    ``save_safetensors``). Raises ``ValueError`` naming any unknown or missing leaf.
     """
-    flat = {k: np.asarray(v) for k, v in flatten_params(params).items()}
+    return _flat_jax_to_torch(flatten_params(params), dtype)
+
+
+def _flat_jax_to_torch(flat: dict[str, Any], dtype: str | None) -> tuple[dict[str, np.ndarray], ModelSpec]:
+    """``jax_to_torch`` on flat params; removes every leaf from ``flat`` once it is converted."""
     spec = detect_jax(flat)
-    return _relayout_to_torch(flat, _check_jax_leaves(flat, spec), np.ascontiguousarray), spec
+    rules = _check_jax_leaves(flat, spec)
+    targets = {}
+    if dtype is not None:
+        with torch.device("meta"):
+            model = pi0_pytorch.PI0Pytorch(pi0_config(spec, dtype=dtype))
+        targets = {k: _NUMPY_DTYPES[v.dtype] for k, v in model.state_dict().items()}
+
+    def finish(key: str, array: Any) -> np.ndarray:
+        array = np.asarray(array)
+        return np.ascontiguousarray(array.astype(targets[key], copy=False) if targets else array)
+
+    return _relayout_to_torch(flat, rules, finish), spec
 
 
 def torch_to_jax(state_dict: Mapping[str, Any]) -> tuple[dict[str, Any], ModelSpec]:
@@ -428,7 +448,7 @@ def jax_to_torch_shapes(params: Mapping[str, Any]) -> tuple[dict[str, jax.ShapeD
     flat = flatten_params(params)
     spec = detect_jax(flat)
     rules = _check_jax_leaves(flat, spec)
-    return jax.eval_shape(lambda f: _relayout_to_torch(f, rules, lambda x: x), flat), spec
+    return jax.eval_shape(lambda f: _relayout_to_torch(dict(f), rules, lambda _, x: x), flat), spec
 
 
 def torch_to_jax_shapes(shapes: Mapping[str, Any]) -> tuple[dict[str, Any], ModelSpec]:
@@ -468,6 +488,7 @@ def to_torch_tensor(array: np.ndarray) -> torch.Tensor:
 
 # ---- files -------------------------------------------------------------------------------------------------------
 
+_NUMPY_DTYPES = {torch.float32: np.dtype(np.float32), torch.bfloat16: np.dtype(ml_dtypes.bfloat16)}
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -515,8 +536,8 @@ def convert_jax_to_pytorch(
     for norms, patch / position embeddings and action projections), ``"float32"`` stores everything in float32.
     ``config`` (e.g. ``action_horizon``) is recorded in ``config.json`` next to what the weights reveal.
     """
-    state_dict, spec = jax_to_torch(load_jax_params(params_path))
-    state_dict = cast_like_model(state_dict, spec, dtype, **config)
+    flat = flatten_params(load_jax_params(params_path))
+    state_dict, spec = _flat_jax_to_torch(flat, dtype)
     output_dir = pathlib.Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     save_safetensors(state_dict, output_dir / WEIGHTS_FILE)
@@ -559,20 +580,6 @@ def load_pytorch_model(directory: str | pathlib.Path, **overrides: Any) -> pi0_p
 def pi0_config(spec: ModelSpec, **overrides: Any):
     """The ``Pi0Config`` a converted checkpoint belongs to (``overrides``: e.g. ``action_horizon``, ``dtype``)."""
     return _pi0_config.Pi0Config(**{**spec.config_kwargs(), **overrides})
-
-
-def cast_like_model(state_dict: Mapping[str, np.ndarray], spec: ModelSpec, dtype: str, **config: Any):
-    """Each weight in the dtype a ``PI0Pytorch`` of ``dtype`` holds it in (built on the meta device: no memory)."""
-    with torch.device("meta"):
-        model = pi0_pytorch.PI0Pytorch(pi0_config(spec, dtype=dtype, **config))
-    expected = model.state_dict()
-    out = {}
-    for key, value in state_dict.items():
-        target = expected[key]
-        if tuple(target.shape) != value.shape:
-            raise ValueError(f"{key}: converted shape {value.shape} but the model expects {tuple(target.shape)}.")
-        out[key] = _to_numpy(to_torch_tensor(value).to(target.dtype))
-    return out
 
 
 def key_mapping(spec: ModelSpec) -> list[tuple[str, str]]:
