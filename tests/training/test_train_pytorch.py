@@ -11,12 +11,16 @@ import subprocess
 import sys
 import time
 
+import flax.nnx as nnx
+import jax
 import numpy as np
 import pytest
 import safetensors.torch
 import torch
 
 from openpi.datasets import stats as _stats
+from openpi.models_pytorch import pi0_pytorch
+from openpi.models_pytorch import weight_conversion
 from openpi.policies import b1k_policy
 from openpi.shared import normalize as _normalize
 from openpi.training import config as _config
@@ -213,3 +217,33 @@ def test_step_noise_depends_only_on_seed_and_step_and_ranks_split_it():
     many = pytorch_trainer.noise_and_time(0, 0, (20000, 1, 1))[1]
     assert 0.001 <= float(many.min()) and float(many.max()) <= 1.0
     assert abs(float(many.mean()) - (0.6 * 0.999 + 0.001)) < 0.01  # Beta(1.5, 1) has mean 0.6
+
+
+@pytest.mark.parametrize(
+    ("paligemma", "expert"),
+    [("gemma_2b_lora", "gemma_300m"), ("gemma_2b_lora", "gemma_300m_lora"), ("gemma_2b", "gemma_300m_lora"),
+     ("gemma_2b", "gemma_300m")],
+)
+def test_lora_freezes_what_the_jax_freeze_filter_freezes(paligemma, expert):
+    config = _config.ModelConfig(paligemma_variant=paligemma, action_expert_variant=expert)
+    with torch.device("meta"):  # shapes only: no memory, no init
+        model = pi0_pytorch.PI0Pytorch(config)
+    pytorch_trainer.freeze_lora_base(model, config)
+    frozen = {n: p.numel() for n, p in model.named_parameters() if not p.requires_grad}
+    assert not any("lora" in n for n in frozen)
+    abstract = nnx.eval_shape(lambda: config.create(jax.random.key(0)))
+    jax_frozen = nnx.state(abstract, nnx.All(nnx.Param, config.get_freeze_filter()))
+    assert sum(frozen.values()) == sum(x.size for x in jax.tree.leaves(jax_frozen))
+
+
+def test_weight_path_loads_openpi_jax_params(workdir, tmp_path):
+    _, args, _ = workdir
+    config = _config.cli([DEMO, "--exp-name=w", *args])
+    params = nnx.state(config.model.create(jax.random.key(1)), nnx.Param).to_pure_dict()
+    weight_conversion.save_jax_params(params, tmp_path / "params.npz")
+    config = dataclasses.replace(config, weight_path=str(tmp_path / "params.npz"))
+    model = pytorch_trainer.create_model(config, torch.device("cpu"))
+    pytorch_trainer.load_weights(model, pytorch_trainer._initial_weights_path(config, None))
+    expected, _ = weight_conversion.jax_to_torch(params)
+    state = model.state_dict()
+    assert expected and all(np.array_equal(state[k].numpy(), v) for k, v in expected.items())
