@@ -78,3 +78,32 @@ def read_wandb_run():
         return config, tags, history
 
     return read
+
+
+@pytest.fixture(scope="session")
+def jax_demo_checkpoint(tmp_path_factory, mini_v21):
+    """The tiny pi0.5 demo config trained 2 steps by the JAX trainer on ``mini_v21`` (norm stats in its assets);
+    returns the config, whose ``checkpoint_dir`` is the experiment directory (step ``2``)."""
+    from openpi.datasets import stats as _stats
+    from openpi.policies import b1k_policy
+    from openpi.shared import normalize as _normalize
+    from openpi.training import config as _config
+    from openpi.training import jax_trainer
+
+    tmp = tmp_path_factory.mktemp("jax_demo_checkpoint")
+    name = "pi0_b1k_arm_focused_demo"
+    stats = _stats.compute_norm_stats(mini_v21, state_transform=b1k_policy.proprio_to_state, progress=False)
+    _normalize.save(tmp / "assets" / name / _config.DEMO_REPO_ID, stats)
+    config = _config.cli([
+        name,
+        "--exp-name=policy",
+        f"--data.root={mini_v21}",
+        f"--assets-base-dir={tmp / 'assets'}",
+        f"--checkpoint-base-dir={tmp / 'checkpoints'}",
+        "--batch-size=2",
+        "--num-train-steps=2",
+        "--save-interval=2",
+        "--no-wandb-enabled",
+    ])
+    jax_trainer.train(config, progress=False)
+    return config

@@ -1,0 +1,169 @@
+"""Build a `Policy` from a training config and a checkpoint written by the JAX or the PyTorch trainer.
+
+Checkpoint layouts (a step directory ``<exp>/<step>``):
+- JAX: ``params/`` (orbax ``{"params": ...}``, EMA weights when EMA was on) and ``assets/<asset_id>/norm_stats.json``;
+- PyTorch: ``model.safetensors`` and ``assets/<asset_id>/norm_stats.json``.
+
+Either kind runs in either framework (weights converted on load), so one checkpoint can be checked in both.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+from typing import Literal
+
+from openpi import transforms as _transforms
+from openpi.models import model as _model
+from openpi.policies import policy as _policy
+from openpi.shared import normalize as _normalize
+from openpi.training import config as _config
+from openpi.training import run_utils
+
+logger = logging.getLogger("openpi")
+
+Framework = Literal["jax", "pytorch"]
+JAX_PARAMS = "params"
+PYTORCH_WEIGHTS = "model.safetensors"  # the PyTorch trainer's MODEL_FILE
+_EXPECTED = f"a step directory holding {JAX_PARAMS}/ (JAX) or {PYTORCH_WEIGHTS} (PyTorch)"
+
+
+def checkpoint_kind(step_dir: pathlib.Path) -> Framework | None:
+    """Which trainer wrote ``step_dir`` (from its files), or None when it holds neither layout."""
+    if (step_dir / JAX_PARAMS).is_dir():
+        return "jax"
+    if (step_dir / PYTORCH_WEIGHTS).is_file():
+        return "pytorch"
+    return None
+
+
+def resolve_step_dir(checkpoint_dir: str | pathlib.Path) -> pathlib.Path:
+    """A step directory as given, or an experiment directory's latest step; a clear error otherwise."""
+    path = pathlib.Path(checkpoint_dir).expanduser().resolve()
+    if not path.is_dir():
+        raise FileNotFoundError(f"Checkpoint directory not found: {path} (expected {_EXPECTED}).")
+    if checkpoint_kind(path) is not None:
+        return path
+    steps = run_utils.step_dirs(path)
+    if not steps:
+        found = sorted(p.name for p in path.iterdir())[:20]
+        raise FileNotFoundError(
+            f"{path} is not a checkpoint: expected {_EXPECTED}, or an experiment directory of numbered step "
+            f"directories; it holds {found or 'nothing'}."
+        )
+    step_dir = path / str(steps[-1])
+    if checkpoint_kind(step_dir) is None:
+        found = sorted(p.name for p in step_dir.iterdir())
+        raise FileNotFoundError(
+            f"The latest checkpoint {step_dir} of {path} is incomplete: expected {JAX_PARAMS}/ or {PYTORCH_WEIGHTS}, "
+            f"found {found or 'nothing'}."
+        )
+    return step_dir
+
+
+def load_norm_stats(
+    step_dir: pathlib.Path, data_config: _config.DataConfig, assets_dir: pathlib.Path
+) -> tuple[dict[str, _normalize.NormStats], str]:
+    """The norm stats the checkpoint was trained with (its assets), else the config's assets with a warning."""
+    stored = step_dir / "assets" / data_config.asset_id
+    if (stored / _normalize.NORM_STATS_FILE).exists():
+        return _normalize.load(stored), str(stored / _normalize.NORM_STATS_FILE)
+    fallback = assets_dir / data_config.asset_id / _normalize.NORM_STATS_FILE
+    if data_config.norm_stats is None:
+        raise FileNotFoundError(
+            f"No norm stats for {step_dir}: neither {stored / _normalize.NORM_STATS_FILE} (the checkpoint's assets) "
+            f"nor {fallback} (the config's assets) exists. Write them with scripts/compute_norm_stats.py."
+        )
+    logger.warning(
+        "Checkpoint %s stores no norm stats under assets/%s; using the config's %s. If they changed since "
+        "training, the policy's actions are scaled wrongly.",
+        step_dir,
+        data_config.asset_id,
+        fallback,
+    )
+    return dict(data_config.norm_stats), str(fallback)
+
+
+def _jax_model(model_config: _config.ModelConfig, step_dir: pathlib.Path, kind: Framework):
+    if kind == "jax":
+        params = _model.restore_params(step_dir / JAX_PARAMS)
+    else:
+        from openpi.models_pytorch import weight_conversion
+
+        params, _ = weight_conversion.torch_to_jax(weight_conversion.load_safetensors(step_dir / PYTORCH_WEIGHTS))
+    return model_config.load(params)
+
+
+def _pytorch_model(model_config: _config.ModelConfig, step_dir: pathlib.Path, kind: Framework):
+    from openpi.models_pytorch import pi0_pytorch
+    from openpi.training import pytorch_trainer
+
+    model = pi0_pytorch.PI0Pytorch(model_config)
+    pytorch_trainer.load_weights(model, step_dir / (JAX_PARAMS if kind == "jax" else PYTORCH_WEIGHTS))
+    return model
+
+
+def _without_actions(repack: _transforms.Group) -> list[_transforms.DataTransformFn]:
+    """The repack inputs without the ``actions`` entry: observations at inference have no actions."""
+    return [
+        _transforms.Repack({k: v for k, v in t.structure.items() if k != "actions"})
+        if isinstance(t, _transforms.Repack)
+        else t
+        for t in repack.inputs
+    ]
+
+
+def create_trained_policy(
+    train_config: _config.TrainConfig,
+    checkpoint_dir: str | pathlib.Path,
+    *,
+    num_steps: int = 10,
+    seed: int = 0,
+    framework: Framework | None = None,
+) -> _policy.Policy:
+    """The policy of a trained checkpoint (a step directory, or an experiment directory: its latest step).
+
+    ``framework`` picks the runtime (default: the framework that wrote the checkpoint). Inputs are the dataset's
+    raw observation dicts (camera, state and task keys of ``train_config.data``); outputs raw robot actions.
+    """
+    step_dir = resolve_step_dir(checkpoint_dir)
+    kind = checkpoint_kind(step_dir)
+    framework = framework or kind
+    if framework not in ("jax", "pytorch"):
+        raise ValueError(f"framework must be 'jax' or 'pytorch', got {framework!r}.")
+    data_config = train_config.data.create(train_config.assets_dirs, train_config.model)
+    assets_dir = pathlib.Path(train_config.data.assets.assets_dir or train_config.assets_dirs).expanduser()
+    norm_stats, stats_origin = load_norm_stats(step_dir, data_config, assets_dir)
+    build = _jax_model if framework == "jax" else _pytorch_model
+    model = build(train_config.model, step_dir, kind)
+    use_quantiles = data_config.use_quantile_norm
+    repack = _without_actions(data_config.repack_transforms)
+    input_keys = {
+        key for t in repack if isinstance(t, _transforms.Repack) for key in _transforms.flatten_dict(t.structure).values()
+    }
+    logger.info("Loaded %s checkpoint %s into %s; norm stats from %s.", kind, step_dir, framework, stats_origin)
+    return _policy.Policy(
+        model,
+        transforms=[
+            *repack,
+            *data_config.data_transforms.inputs,
+            _transforms.Normalize(norm_stats, use_quantiles=use_quantiles),
+            *data_config.model_transforms.inputs,
+        ],
+        output_transforms=[
+            *data_config.model_transforms.outputs,
+            _transforms.Unnormalize(norm_stats, use_quantiles=use_quantiles),
+            *data_config.data_transforms.outputs,
+            *data_config.repack_transforms.outputs,
+        ],
+        num_steps=num_steps,
+        seed=seed,
+        metadata={
+            "checkpoint": str(step_dir),
+            "checkpoint_kind": kind,
+            "framework": framework,
+            "norm_stats": stats_origin,
+            "config_name": train_config.name,
+            "input_keys": sorted(input_keys),  # the raw observation keys the policy reads
+        },
+    )
