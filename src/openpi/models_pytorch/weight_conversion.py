@@ -215,9 +215,9 @@ def detect_torch(state_dict: Mapping[str, Any]) -> ModelSpec:
 
 @dataclasses.dataclass(frozen=True)
 class _Rule:
-    """One JAX leaf ↔ one or more PyTorch keys. ``layers``: scanned depth (None if not scanned); ``parts``: the
-    torch key templates (``{i}`` = layer), each taking index ``j`` of the leaf's next axis when there are several
-    (k/v of ``kv_einsum``, gate/up of ``gating_einsum``). ``to_torch`` / ``to_jax`` relayout one part."""
+    """One JAX leaf ↔ one or more PyTorch keys. ``layers``: scanned depth (None if not scanned); ``torch``: the
+    key templates (``{i}`` = layer); with several, template ``j`` takes index ``j`` of the leaf's next axis (k/v of
+    ``kv_einsum``, gate/up of ``gating_einsum``). ``to_torch`` / ``to_jax`` relayout one such piece."""
 
     jax: str
     torch: tuple[str, ...]
