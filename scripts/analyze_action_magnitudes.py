@@ -104,7 +104,7 @@ def main() -> None:
     args = tyro.cli(Args, description=__doc__)
     try:
         run(args)
-    except (FileNotFoundError, ValueError, KeyError, NotImplementedError) as error:
+    except (FileNotFoundError, ValueError, KeyError) as error:
         sys.exit(f"error: {error}")
 
 

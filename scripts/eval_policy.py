@@ -5,8 +5,8 @@ arm activity ratio, gripper open/close agreement and base velocity error, per ta
         --tasks turning_on_radio,picking_up_trash --num-episodes 5
 
 Writes ``eval.json``, ``eval.md`` and ``eval_eval.png`` under ``--output-dir``. Held-out episodes: per task,
-the last ``--num-episodes`` episodes not in the config's training episode list. Metrics:
-``openpi.analysis.evaluation``.
+the last ``--num-episodes`` episodes not in the config's training episode list. Normalized errors use the
+checkpoint's norm stats (unless ``--norm-stats-dir`` is given). Metrics: ``openpi.analysis.evaluation``.
 """
 
 import dataclasses
@@ -26,7 +26,8 @@ from openpi.analysis import sources
 @dataclasses.dataclass(frozen=True)
 class Args(sources.SourceArgs):
     checkpoint: str | None = None
-    """Trained checkpoint directory (a step directory with params/ or model.safetensors and assets/)."""
+    """Trained checkpoint: a step directory (params/ from the JAX trainer or model.safetensors from the PyTorch
+    one, with assets/) or an experiment directory (its latest step). Needs the run's --config-name."""
     tasks: str = ""
     """Comma-separated task names (B1K task_name, task string or index); default every task."""
     num_episodes: int = 5
@@ -48,6 +49,8 @@ def run(args: Args, predict: evaluation.Predict | None = None) -> dict[str, Any]
     observation_fn = evaluation.id_observations
     if predict is None:
         predict, observation_fn = sources.load_policy(source, args.checkpoint)
+        if args.norm_stats_dir is None:
+            source = sources.with_checkpoint_norm_stats(source, args.checkpoint)
     table = sources.load_actions(source, episodes)
     stats, origin = sources.load_norm_stats(source, table)
     groups = common.select_groups(common.data_groups(source.groups, table.num_dims), args.groups)
@@ -79,7 +82,7 @@ def main() -> None:
     args = tyro.cli(Args, description=__doc__)
     try:
         run(args)
-    except (FileNotFoundError, ValueError, KeyError, NotImplementedError) as error:
+    except (FileNotFoundError, ValueError, KeyError) as error:
         sys.exit(f"error: {error}")
 
 

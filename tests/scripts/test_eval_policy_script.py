@@ -1,5 +1,6 @@
 import json
 import pathlib
+import sys
 
 import numpy as np
 import pytest
@@ -59,9 +60,31 @@ def test_clear_errors(mini_root, load_script, tmp_path):
     with pytest.raises(FileNotFoundError, match="No checkpoint given"):
         script.run(script.Args(root=str(mini_root)))
     (tmp_path / "ckpt").mkdir()
-    with pytest.raises(NotImplementedError, match="policy loader"):
+    with pytest.raises(ValueError, match="needs its training config"):
         script.run(script.Args(root=str(mini_root), checkpoint=str(tmp_path / "ckpt")))
+    demo = "pi0_b1k_arm_focused_demo"
+    with pytest.raises(FileNotFoundError, match=r"ckpt is not a checkpoint: expected .*params/ .*model.safetensors"):
+        script.run(script.Args(config_name=demo, root=str(mini_root), checkpoint=str(tmp_path / "ckpt")))
     with pytest.raises(lerobot.DatasetNotFoundError):
         script.run(script.Args(root=str(tmp_path / "missing")), predict=_policy(mini_root))
     with pytest.raises(ValueError, match=r"Unknown action group\(s\) \['elbow'\]"):
         script.run(script.Args(root=str(mini_root), groups=("elbow",)), predict=_policy(mini_root))
+
+
+def test_cli_evaluates_a_trained_checkpoint(jax_demo_checkpoint, mini_v21, load_script, tmp_path, monkeypatch):
+    """The real path: the JAX trainer's 2-step checkpoint, frames (video, state, prompt) read from the dataset."""
+    script = load_script("eval_policy")
+    step_dir = jax_demo_checkpoint.checkpoint_dir / "2"
+    argv = ["eval_policy.py", "--config-name", "pi0_b1k_arm_focused_demo", "--root", str(mini_v21),
+            "--checkpoint", str(step_dir), "--num-episodes", "2", "--batch-size", "2", "--output-dir", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", argv)
+    script.main()
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert report["checkpoint"] == str(step_dir) and report["norm_stats"].startswith(str(step_dir / "assets"))
+    assert report["overall"]["num_chunks"] >= 2
+    for task in [*report["per_task"].values(), report["overall"]]:
+        for name, group in task["groups"].items():
+            for key in ("mse_raw", "mae_raw", "mse_normalized"):
+                assert np.isfinite(group[key]) and group[key] > 0, (name, key, group[key])  # an untrained model errs
+        assert np.isfinite(task["arm_activity_ratio"]) and 0 <= task["gripper_agreement"] <= 1
+    assert "| **overall** |" in (tmp_path / "eval.md").read_text()

@@ -22,6 +22,7 @@ import numpy as np
 from openpi import datasets as _datasets
 from openpi.analysis import arm_heavy
 from openpi.analysis import common
+from openpi.analysis import evaluation
 from openpi.datasets import lerobot as _lerobot
 from openpi.datasets import stats as _dataset_stats
 from openpi.policies import b1k_policy
@@ -65,10 +66,14 @@ class Source:
     config: Any = None  # the TrainConfig when resolved from a config name
 
 
+def _asset_id(config: Any) -> str:
+    return config.data.assets.asset_id or config.data.repo_id
+
+
 def _norm_stats_dir(config: Any) -> pathlib.Path:
     assets = config.data.assets
     base = pathlib.Path(assets.assets_dir) if assets.assets_dir else config.assets_dirs
-    return base / (assets.asset_id or config.data.repo_id)
+    return base / _asset_id(config)
 
 
 def resolve(args: SourceArgs) -> Source:
@@ -245,14 +250,41 @@ def check_checkpoint(checkpoint: str | None) -> pathlib.Path:
     return path
 
 
-def load_policy(source: Source, checkpoint: str):
-    """A ``predict(observation_batch) -> chunks`` for a trained checkpoint, and its observation builder.
+def load_policy(source: Source, checkpoint: str) -> tuple[evaluation.Predict, evaluation.ObservationFn]:
+    """A trained checkpoint's ``predict(observation_batch) -> chunks`` and the observation builder it needs.
 
-    Needs the policy loader (``openpi.policies.policy_config``), which has not landed yet: until it does,
-    an existing checkpoint raises ``NotImplementedError`` and callers pass their own ``predict``.
+    The observation builder reads each chunk start's frame (camera images decoded from video, state, task
+    prompt) from the dataset; ``predict`` runs the policy (``openpi.policies.policy_config``) on the batch and
+    returns raw-unit action chunks [B, H, robot dims], what ``evaluation.evaluate`` compares with the data.
     """
     path = check_checkpoint(checkpoint)
-    raise NotImplementedError(
-        f"Cannot evaluate {path}: the policy loader (openpi.policies.policy_config.create_trained_policy) has not "
-        "landed yet. The evaluation core takes any predict(observation_batch) -> actions callable meanwhile."
+    if source.config is None:
+        raise ValueError(
+            f"Evaluating {path} needs its training config (--config-name): the model and transforms come from it."
+        )
+    from openpi.policies import policy_config  # heavy (JAX / PyTorch models); only when a checkpoint is used
+
+    policy = policy_config.create_trained_policy(source.config, path)
+    wanted = set(policy.metadata["input_keys"])
+    dataset = _lerobot.LeRobotDataset(
+        root=source.root, camera_keys=[k for k in source.meta.video_keys if k in wanted], action_key=source.action_key
     )
+    lengths = [source.meta.episode(e).length for e in dataset.episodes]
+    first_row = dict(zip(dataset.episodes, np.cumsum([0, *lengths[:-1]]).tolist()))
+
+    def observation_fn(episode_index: np.ndarray, frame_index: np.ndarray, prompts: list[str]) -> dict[str, Any]:
+        samples = [dataset[first_row[int(e)] + int(f)] for e, f in zip(episode_index, frame_index)]
+        return evaluation.id_observations(episode_index, frame_index, prompts) | {"observations": samples}
+
+    def predict(batch: dict[str, Any]) -> np.ndarray:
+        return policy.infer_batch(batch["observations"])["actions"]
+
+    return predict, observation_fn
+
+
+def with_checkpoint_norm_stats(source: Source, checkpoint: str) -> Source:
+    """``source`` reading the norm stats stored in the checkpoint (what its policy normalizes with), if it has them."""
+    from openpi.policies import policy_config
+
+    stored = policy_config.resolve_step_dir(checkpoint) / "assets" / _asset_id(source.config) / _normalize.NORM_STATS_FILE
+    return dataclasses.replace(source, norm_stats_path=stored) if stored.exists() else source
