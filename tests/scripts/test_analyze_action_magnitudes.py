@@ -105,3 +105,20 @@ def test_cli_prints_clear_error(tmp_path):
         text=True,
     )
     assert result.returncode == 1 and result.stderr.startswith("error: No LeRobot dataset")
+
+
+def test_checkpoint_predictions_from_a_trained_experiment(jax_demo_checkpoint, mini_v21, load_script, tmp_path):
+    """--checkpoint with the JAX trainer's experiment directory (its latest step is used) on real frames."""
+    script = load_script("analyze_action_magnitudes")
+    args = script.Args(
+        config_name="pi0_b1k_arm_focused_demo",
+        root=str(mini_v21),
+        checkpoint=str(jax_demo_checkpoint.checkpoint_dir),
+        output=str(tmp_path / "m.json"),
+    )
+    report = script.run(args)
+    assert report["prediction_episodes"]
+    for name, group in report["prediction"].items():
+        assert np.isfinite(group["pred_delta_rms"]) and np.isfinite(group["true_delta_rms"]), name
+    assert report["prediction"]["left_arm"]["pred_delta_rms"] > 0
+    assert "_prediction.png" in " ".join(report["plots"])
