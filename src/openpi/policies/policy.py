@@ -47,12 +47,12 @@ class Policy:
         self.output_transform = _transforms.compose(output_transforms)
         self.model = model
         self.framework: _data_loader.Framework = "pytorch" if isinstance(model, torch.nn.Module) else "jax"
+        model.eval()
         if self.framework == "pytorch":
-            model.eval()
             self._horizon, self._action_dim = model.config.action_horizon, model.config.action_dim
         else:
-            model.eval()
-            self._graphdef, self._state = nnx.split(model)
+            self._graphdef, state = nnx.split(model)
+            self._state = jax.device_put(state)  # on the device once, not with every call
             self._horizon, self._action_dim = model.action_horizon, model.action_dim
         self._num_steps = num_steps
         self.seed = seed
@@ -78,7 +78,7 @@ class Policy:
         ``noise`` ([H, action_dim] for all, or [B, H, action_dim]) replaces the seed's noise.
         """
         inputs = [self.input_transform(dict(obs)) for obs in observations]
-        batch = _data_loader.collate([{k: v for k, v in x.items() if k != "actions"} for x in inputs])
+        batch = _data_loader.collate(inputs)
         noise = self.default_noise() if noise is None else np.asarray(noise, dtype=np.float32)
         noise = np.array(np.broadcast_to(noise, (len(inputs), self._horizon, self._action_dim)))
         chunks = self._sample(batch, noise)
