@@ -13,13 +13,11 @@ uninterrupted one. There is no EMA (as in openpi's PyTorch trainer); ``ema_decay
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import pathlib
 import shutil
-import time
 from typing import Any
 
 import jax
@@ -41,7 +39,6 @@ from openpi.training import weight_loaders as _weight_loaders
 
 logger = logging.getLogger("openpi")
 
-METRICS_FILE = "metrics.jsonl"
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
 METADATA_FILE = "metadata.pt"
@@ -357,9 +354,7 @@ def _train(
     loader = _data_loader.create_data_loader(
         config, data_config, framework="pytorch", start_step=start_step, rank=rank, world_size=world_size
     )
-    metrics_path = checkpoint_dir / METRICS_FILE
-    pending: list[dict[str, float]] = []
-    interval_start = time.perf_counter()
+    interval = run_utils.IntervalLogger(run, checkpoint_dir, config.batch_size, enabled=is_main)
     bar = tqdm.tqdm(total=config.num_train_steps, initial=start_step, disable=not progress, dynamic_ncols=True)
     batches = iter(loader)
     model.train()
@@ -367,21 +362,11 @@ def _train(
         observation, actions = _to_device(next(batches), device)
         info = train_step(config, step_module, model, optimizer, step, observation, actions, rank=rank,
                           world_size=world_size)
-        pending.append(info)
+        interval.add(info)
         bar.update(1)
         done = step + 1
         if done % config.log_interval == 0 or done == config.num_train_steps:
-            elapsed = time.perf_counter() - interval_start
-            record = {k: float(np.mean([p[k] for p in pending])) for k in pending[0]}
-            record["step_time"] = elapsed / len(pending)
-            record["samples_per_sec"] = config.batch_size * len(pending) / elapsed
-            if is_main:
-                run.log(record, step=done)
-                with metrics_path.open("a") as f:
-                    f.write(json.dumps({"step": done, **record}) + "\n")
-                bar.set_postfix(loss=f"{record['loss']:.4f}")
-                logger.info(run_utils.format_metrics(done, record))
-            pending, interval_start = [], time.perf_counter()
+            bar.set_postfix(loss=f"{interval.flush(done)['loss']:.4f}")
         if is_main and (done % config.save_interval == 0 or done == config.num_train_steps):
             save_checkpoint(checkpoint_dir, done, model, optimizer, config, data_config, world_size=world_size)
     bar.close()

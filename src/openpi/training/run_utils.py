@@ -8,19 +8,24 @@ group and compare), and the same stop on a NaN or inf loss.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import json
 import logging
 import math
 import os
 import pathlib
 import re
 import shutil
+import time
 from typing import Any
+
+import numpy as np
 
 from openpi.training import config as _config
 
 logger = logging.getLogger("openpi")
 
 WANDB_ID_FILE = "wandb_id.txt"
+METRICS_FILE = "metrics.jsonl"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -133,3 +138,32 @@ def format_metrics(step: int, metrics: Mapping[str, Any]) -> str:
     head = [f"{k}={v:.4g}" for k, v in metrics.items() if "/" not in k]
     groups = [f"{k.split('/', 1)[1]}={v:.3g}" for k, v in metrics.items() if k.startswith("loss/")]
     return f"step {step}: " + " ".join(head) + (" | loss/ " + " ".join(groups) if groups else "")
+
+
+class IntervalLogger:
+    """Averages the step metrics of each log interval, adds ``step_time`` and ``samples_per_sec``, and writes the
+    record to wandb, ``<checkpoint_dir>/metrics.jsonl`` (one JSON object per line, with ``step``) and the log.
+    ``enabled=False`` only averages (DDP ranks other than 0)."""
+
+    def __init__(self, run, checkpoint_dir: pathlib.Path, batch_size: int, *, enabled: bool = True):
+        self._run, self._path = run, checkpoint_dir / METRICS_FILE
+        self._batch_size, self._enabled = batch_size, enabled
+        self._pending: list[Mapping[str, float]] = []
+        self._start = time.perf_counter()
+
+    def add(self, info: Mapping[str, float]) -> None:
+        self._pending.append(info)
+
+    def flush(self, step: int) -> dict[str, float]:
+        """Writes the interval ending at ``step`` (steps done) and starts the next one; returns the record."""
+        elapsed = time.perf_counter() - self._start
+        record = {k: float(np.mean([p[k] for p in self._pending])) for k in self._pending[0]}
+        record["step_time"] = elapsed / len(self._pending)
+        record["samples_per_sec"] = self._batch_size * len(self._pending) / elapsed
+        if self._enabled:
+            self._run.log(record, step=step)
+            with self._path.open("a") as f:
+                f.write(json.dumps({"step": step, **record}) + "\n")
+            logger.info(format_metrics(step, record))
+        self._pending, self._start = [], time.perf_counter()
+        return record
