@@ -303,6 +303,8 @@ def main(args: Args) -> dict[str, Any]:
     if args.overwrite and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("WANDB_MODE", "offline")  # the demo's runs are local unless the user asks otherwise
+    os.environ["WANDB_DIR"] = str(out)
     root = ensure_dataset(args)
     train_episodes, heldout = split_episodes(root, args.heldout_per_task)
     arm_heavy.save_episode_list(
@@ -363,8 +365,6 @@ def main(args: Args) -> dict[str, Any]:
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", force=True)
     parsed = tyro.cli(Args, description=__doc__)
-    os.environ.setdefault("WANDB_MODE", "offline")
-    os.environ.setdefault("WANDB_DIR", str(pathlib.Path(parsed.output_dir).resolve()))
     try:
         main(parsed)
     except (FileNotFoundError, ValueError, run_utils.NonFiniteLossError) as error:

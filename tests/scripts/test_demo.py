@@ -1,0 +1,70 @@
+"""A short demo run: every number in its report comes from the evaluation JSON of the run that wrote it."""
+
+import importlib
+import json
+import pathlib
+import re
+import sys
+
+import numpy as np
+import pytest
+
+SCRIPTS = pathlib.Path(__file__).resolve().parents[2] / "scripts"
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    sys.path.insert(0, str(SCRIPTS))
+    demo = importlib.import_module("demo")
+    out = tmp_path_factory.mktemp("demo")
+    args = demo.Args(
+        steps=4,
+        seeds=(0, 1),
+        strategies=("original", "per_group"),
+        batch_size=4,
+        output_dir=str(out / "report"),
+        dataset_root=str(out / "mini"),
+        num_tasks=1,
+        episodes_per_task=3,
+        frames_per_episode=120,
+        eval_stride=40,
+    )
+    result = demo.main(args)
+    return args, result, out / "report"
+
+
+def _eval(path):
+    return json.loads(pathlib.Path(path).read_text())["overall"]
+
+
+def test_report_numbers_come_from_the_evaluation_json(demo_run):
+    args, _, out = demo_run
+    report = (out / "report.md").read_text()
+    saved = json.loads((out / "report.json").read_text())
+    for strategy in args.strategies:
+        runs = saved["runs"][strategy]
+        assert [r["seed"] for r in runs] == list(args.seeds)
+        evals = [_eval(r["eval_json"]) for r in runs]
+        # Every run's row quotes its own eval.json.
+        for run, overall in zip(runs, evals, strict=True):
+            row = f"| {strategy} | {run['seed']} | {overall['arm_activity_ratio']:.3f} | {overall['gripper_agreement']:.3f} |"
+            assert row in report
+        # The summary row is mean ± std over those files.
+        ratios = [o["arm_activity_ratio"] for o in evals]
+        left = [o["groups"]["left_arm"]["mse_normalized"] for o in evals]
+        line = next(line for line in report.splitlines() if line.startswith(f"| {strategy} | ") and "±" in line)
+        assert f"{np.mean(left):.3f} ± {np.std(left):.3f}" in line
+        assert f"{np.mean(ratios):.3f} ± {np.std(ratios):.3f}" in line
+
+
+def test_report_has_plots_runs_and_held_out_split(demo_run):
+    args, result, out = demo_run
+    for name in ("loss_curves.png", "arm_trajectories.png"):
+        assert (out / name).stat().st_size > 1000
+    meta = result["meta"]
+    assert meta["heldout_episodes"] and not set(meta["heldout_episodes"]) & set(meta["train_episodes"])
+    for strategy in args.strategies:
+        for run in result["runs"][strategy]:
+            assert json.loads(pathlib.Path(run["eval_json"]).read_text())["episodes"] == meta["heldout_episodes"]
+    assert len(list(out.glob("wandb/offline-run-*"))) == len(args.strategies) * len(args.seeds)
+    assert re.search(r"Total time \d+ s", (out / "report.md").read_text())
