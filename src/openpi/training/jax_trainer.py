@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
 import pathlib
-import time
 from typing import Any
 
 import flax.nnx as nnx
@@ -33,8 +31,6 @@ from openpi.training import sharding as _sharding
 from openpi.training import weight_loaders as _weight_loaders
 
 logger = logging.getLogger("openpi")
-
-METRICS_FILE = "metrics.jsonl"
 
 
 @flax.struct.dataclass
@@ -183,9 +179,7 @@ def train(config: _config.TrainConfig, *, progress: bool = True) -> TrainState:
         donate_argnums=(1,),
     )
     rng = jax.random.key(config.seed)
-    metrics_path = checkpoint_dir / METRICS_FILE
-    pending: list[dict] = []
-    interval_start = time.perf_counter()
+    interval = run_utils.IntervalLogger(run, checkpoint_dir, config.batch_size)
     bar = tqdm.tqdm(total=config.num_train_steps, initial=start_step, disable=not progress, dynamic_ncols=True)
     batches = iter(loader)
     try:
@@ -196,19 +190,10 @@ def train(config: _config.TrainConfig, *, progress: bool = True) -> TrainState:
             done = step + 1  # steps are counted from 1 in logs, metrics and checkpoint names
             run_utils.check_finite(done, float(info["loss"]), {k: float(v) for k, v in info.items()})
             state = new_state
-            pending.append(info)
+            interval.add(info)
             bar.update(1)
             if done % config.log_interval == 0 or done == config.num_train_steps:
-                elapsed = time.perf_counter() - interval_start
-                record = {k: float(np.mean([p[k] for p in pending])) for k in pending[0]}
-                record["step_time"] = elapsed / len(pending)
-                record["samples_per_sec"] = config.batch_size * len(pending) / elapsed
-                run.log(record, step=done)
-                with metrics_path.open("a") as f:
-                    f.write(json.dumps({"step": done, **record}) + "\n")
-                bar.set_postfix(loss=f"{record['loss']:.4f}")
-                logger.info(run_utils.format_metrics(done, record))
-                pending, interval_start = [], time.perf_counter()
+                bar.set_postfix(loss=f"{interval.flush(done)['loss']:.4f}")
             if done % config.save_interval == 0 or done == config.num_train_steps:
                 _save(mgr, state, data_config)
     finally:
