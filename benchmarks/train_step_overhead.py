@@ -4,7 +4,10 @@ The two demo configs differ only in the loss weighting (``pi0_b1k_arm_focused_de
 same tiny model, same action groups and per-group metrics). Each framework runs its trainer's own step on one
 fixed synthetic batch: ``jax_trainer.train_step`` under ``jax.jit``, ``pytorch_trainer.train_step`` eagerly. The
 strategies alternate round by round so a busy machine slows both alike; the ratio is taken of the medians and of
-the fastest steps. Run: ``python benchmarks/train_step_overhead.py [--batch-size 8] [--rounds 6]``.
+the fastest steps. Because a shared CPU makes whole steps noisy, the loss weighting alone (weights, weighted loss
+and per-group metrics, forward + backward, on the batch's [B, H, D]) is also timed per strategy, and its extra
+cost over ``uniform`` is reported against the fastest uniform step as a second, steadier estimate of the ratio.
+Run: ``python benchmarks/train_step_overhead.py [--batch-size 8] [--rounds 8]``.
 """
 
 import dataclasses
@@ -17,6 +20,8 @@ import numpy as np
 import torch
 import tyro
 
+from openpi.models import pi0_loss_utils
+from openpi.models_pytorch import pi0_loss_utils_pytorch
 from openpi.training import config as _config
 from openpi.training import data_loader as _data_loader
 from openpi.training import jax_trainer
@@ -88,6 +93,36 @@ def torch_step(config: _config.TrainConfig, batch: dict):
     return run
 
 
+def loss_weighting_seconds(framework: str, config: _config.TrainConfig, actions: np.ndarray, repeats: int = 200):
+    """Median seconds of the loss weighting's forward + backward alone (per-dim error → mean weighted loss)."""
+    weighting = config.model.loss_weighting
+    err = np.random.default_rng(1).random(actions.shape, dtype=np.float32)
+    if framework == "jax":
+        def loss(e, a):
+            weighted, metrics = pi0_loss_utils.weighted_loss_and_metrics(weighting, e, a)
+            return weighted.mean(), metrics
+
+        fn = jax.jit(jax.grad(loss, has_aux=True))
+        args = (jax.numpy.asarray(err), jax.numpy.asarray(actions))
+
+        def run():
+            jax.block_until_ready(fn(*args))
+    else:
+        e, a = torch.from_numpy(err).requires_grad_(), torch.from_numpy(actions)
+
+        def run():
+            weighted, _ = pi0_loss_utils_pytorch.weighted_loss_and_metrics(weighting, e, a)
+            weighted.mean().backward()
+
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def measure(steps: dict, args: Args) -> dict[str, list[float]]:
     """Per-step seconds of each strategy's step, strategies alternating (order flipped every round)."""
     for run in steps.values():
@@ -117,15 +152,20 @@ def main(args: Args) -> None:
         f"action_dim {model.action_dim}; {args.rounds} rounds x {args.steps_per_round} steps per strategy; "
         f"torch threads {args.torch_threads}, JAX devices {jax.devices()}"
     )
-    print(f"{'framework':<10}{'strategy':<11}{'median (s)':>12}{'min (s)':>10}{'ratio (median)':>16}{'ratio (min)':>13}")
+    print(
+        f"{'framework':<10}{'strategy':<11}{'median (s)':>12}{'min (s)':>10}{'ratio (median)':>16}{'ratio (min)':>13}"
+        f"{'weighting (ms)':>16}{'ratio (weighting)':>19}"
+    )
     for framework, make in (("jax", jax_step), ("pytorch", torch_step)):
         times = measure({name: make(config, batch) for name, config in configs.items()}, args)
+        weighting = {name: loss_weighting_seconds(framework, c, batch["actions"]) for name, c in configs.items()}
         base_median, base_min = statistics.median(times["uniform"]), min(times["uniform"])
         for name, values in times.items():
             median, fastest = statistics.median(values), min(values)
+            implied = (base_min + weighting[name] - weighting["uniform"]) / base_min
             print(
                 f"{framework:<10}{name:<11}{median:>12.4f}{fastest:>10.4f}{median / base_median:>16.3f}"
-                f"{fastest / base_min:>13.3f}"
+                f"{fastest / base_min:>13.3f}{weighting[name] * 1e3:>16.3f}{implied:>19.4f}"
             )
 
 
