@@ -10,25 +10,8 @@ experiment's weights with a fresh optimizer (curriculum phase 2). Per-group loss
 loss shares and weights go to wandb (offline without credentials) and to ``<checkpoint_dir>/metrics.jsonl``.
 """
 
-import logging
-import sys
-
-from openpi.training import config as _config
 from openpi.training import jax_trainer
 from openpi.training import run_utils
 
-
-def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", force=True
-    )
-    config = _config.cli(description=__doc__)
-    try:
-        jax_trainer.train(config)
-    except run_utils.NonFiniteLossError as error:
-        logging.error("%s", error)
-        sys.exit(1)
-
-
 if __name__ == "__main__":
-    main()
+    run_utils.training_main(jax_trainer.train, __doc__)

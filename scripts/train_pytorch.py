@@ -13,26 +13,8 @@ Per-group losses (``loss/<group>``), loss shares and weights go to wandb (offlin
 ``<checkpoint_dir>/metrics.jsonl``. ``--pytorch-compile`` wraps the model's loss in ``torch.compile``.
 """
 
-import logging
-import sys
-
-from openpi.training import config as _config
 from openpi.training import pytorch_trainer
 from openpi.training import run_utils
 
-
-def main() -> None:
-    # force: an imported library may already have configured the root logger, which would hide our INFO lines.
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", force=True
-    )
-    config = _config.cli(description=__doc__)
-    try:
-        pytorch_trainer.train(config)
-    except run_utils.NonFiniteLossError as error:
-        logging.error("%s", error)
-        sys.exit(1)
-
-
 if __name__ == "__main__":
-    main()
+    run_utils.training_main(pytorch_trainer.train, __doc__)

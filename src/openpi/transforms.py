@@ -208,6 +208,18 @@ def make_bool_mask(*dims: int) -> tuple[bool, ...]:
     return tuple(out)
 
 
+def _shift_actions(data: DataDict, mask: Sequence[bool] | None, sign: float) -> DataDict:
+    """Adds ``sign · state`` to the actions on the masked dims (every step of the chunk)."""
+    if mask is None or "actions" not in data:
+        return data
+    mask = np.asarray(mask, dtype=bool)
+    d = len(mask)
+    actions = np.array(data["actions"], dtype=np.float32, copy=True)
+    actions[..., :d] += sign * np.where(mask, np.asarray(data["state"])[..., :d], 0.0)[..., None, :]
+    data["actions"] = actions
+    return data
+
+
 @dataclasses.dataclass(frozen=True)
 class DeltaActions(DataTransformFn):
     """Actions on masked dims become relative to the current state (``actions − state``)."""
@@ -215,14 +227,7 @@ class DeltaActions(DataTransformFn):
     mask: Sequence[bool] | None
 
     def __call__(self, data: DataDict) -> DataDict:
-        if self.mask is None or "actions" not in data:
-            return data
-        mask = np.asarray(self.mask, dtype=bool)
-        d = len(mask)
-        actions = np.array(data["actions"], dtype=np.float32, copy=True)
-        actions[..., :d] -= np.where(mask, np.asarray(data["state"])[..., :d], 0.0)[..., None, :]
-        data["actions"] = actions
-        return data
+        return _shift_actions(data, self.mask, -1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,14 +237,7 @@ class AbsoluteActions(DataTransformFn):
     mask: Sequence[bool] | None
 
     def __call__(self, data: DataDict) -> DataDict:
-        if self.mask is None or "actions" not in data:
-            return data
-        mask = np.asarray(self.mask, dtype=bool)
-        d = len(mask)
-        actions = np.array(data["actions"], dtype=np.float32, copy=True)
-        actions[..., :d] += np.where(mask, np.asarray(data["state"])[..., :d], 0.0)[..., None, :]
-        data["actions"] = actions
-        return data
+        return _shift_actions(data, self.mask, 1.0)
 
 
 def pad_to_dim(x: np.ndarray, target_dim: int, axis: int = -1) -> np.ndarray:

@@ -15,6 +15,7 @@ import os
 import pathlib
 import re
 import shutil
+import sys
 import time
 from typing import Any
 
@@ -167,3 +168,18 @@ class IntervalLogger:
             logger.info(format_metrics(step, record))
         self._pending, self._start = [], time.perf_counter()
         return record
+
+
+def training_main(train_fn, description: str) -> None:
+    """The body of ``scripts/train.py`` and ``scripts/train_pytorch.py``: parse the config, train, and exit
+    non-zero with the message when the loss goes non-finite."""
+    # force: an imported library may already have configured the root logger, which would hide our INFO lines.
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", force=True
+    )
+    config = _config.cli(description=description)
+    try:
+        train_fn(config)
+    except NonFiniteLossError as error:
+        logging.error("%s", error)
+        sys.exit(1)
