@@ -188,7 +188,14 @@ def train(config: _config.TrainConfig, *, progress: bool = True) -> TrainState:
             new_state, info = step_fn(rng, state, batch)
             info = jax.device_get(info)
             done = step + 1  # steps are counted from 1 in logs, metrics and checkpoint names
-            run_utils.check_finite(done, float(info["loss"]), {k: float(v) for k, v in info.items()})
+            run_utils.check_finite(
+                done,
+                float(info["loss"]),
+                {k: float(v) for k, v in info.items()},
+                targets=batch[1],
+                groups=config.model.loss_weighting.groups,
+            )
+            run_utils.check_finite_weights(done, info)
             state = new_state
             interval.add(info)
             bar.update(1)

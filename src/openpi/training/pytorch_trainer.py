@@ -14,7 +14,6 @@ uninterrupted one. There is no EMA (as in openpi's PyTorch trainer); ``ema_decay
 from __future__ import annotations
 
 import logging
-import math
 import os
 import pathlib
 import shutil
@@ -279,7 +278,9 @@ def train_step(
     loss = loss_bh.mean()
     info = _mean_over_ranks({"loss": loss, **metrics})
     # Before the update: weights that produced a non-finite loss are never stepped, let alone saved.
-    run_utils.check_finite(step, info["loss"], info)
+    run_utils.check_finite(
+        step, info["loss"], info, targets=actions.detach().cpu().numpy(), groups=config.model.loss_weighting.groups
+    )
     lr = float(_optimizer.learning_rate(config.lr_schedule, step))
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -295,11 +296,7 @@ def train_step(
         "learning_rate": lr,
         **info,
     }
-    if not math.isfinite(info["param_norm"]):
-        raise run_utils.NonFiniteLossError(
-            f"Weights became non-finite in the update of step {step} (grad_norm={info['grad_norm']:.4g}, "
-            f"learning_rate={lr:.4g}). Training stopped; no checkpoint was written from these weights."
-        )
+    run_utils.check_finite_weights(step, info)
     return info
 
 

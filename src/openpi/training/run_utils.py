@@ -122,15 +122,33 @@ def _has_wandb_credentials() -> bool:
     return netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore")
 
 
-def check_finite(step: int, loss: float, metrics: Mapping[str, float]) -> None:
-    """Raises ``NonFiniteLossError`` naming the step and the groups whose loss is NaN or inf."""
+def check_finite(step: int, loss: float, metrics: Mapping[str, float], *, targets=None, groups=None) -> None:
+    """Raises ``NonFiniteLossError`` naming the step, the groups whose loss is NaN or inf and, given the batch's
+    normalized ``targets`` [B, H, D] and the ``ActionGroups``, the groups whose targets are already non-finite
+    (the usual root cause: NaN in the data or the norm stats, which the model then spreads to every group)."""
     if math.isfinite(loss):
         return
     bad = [key.split("/", 1)[1] for key, value in metrics.items() if key.startswith("loss/") and not math.isfinite(value)]
-    groups = f" in action groups {bad}" if bad else ""
+    where = f" in action groups {bad}" if bad else ""
+    if targets is not None and groups is not None:
+        targets = np.asarray(targets)
+        bad_targets = [n for n, d in zip(groups.names, groups.dims, strict=True) if not np.isfinite(targets[..., d]).all()]
+        if bad_targets:
+            where += f"; the normalized targets of {bad_targets} are non-finite"
     raise NonFiniteLossError(
-        f"Loss became {loss} at step {step}{groups}. Training stopped; no checkpoint was written from these weights. "
-        "Check the data of those groups (NaN/inf actions, zero-range normalization) or lower the learning rate."
+        f"Loss became {loss} at step {step}{where}. Training stopped; no checkpoint was written from these weights. "
+        "Check the data and norm stats of those groups (NaN/inf actions, zero-range normalization) or lower the "
+        "learning rate."
+    )
+
+
+def check_finite_weights(step: int, info: Mapping[str, float]) -> None:
+    """Raises ``NonFiniteLossError`` when the update of ``step`` left non-finite weights (``param_norm``)."""
+    if math.isfinite(info["param_norm"]):
+        return
+    raise NonFiniteLossError(
+        f"Weights became non-finite in the update of step {step} (grad_norm={info['grad_norm']:.4g}, "
+        f"learning_rate={info['learning_rate']:.4g}). Training stopped; no checkpoint was written from these weights."
     )
 
 
@@ -172,7 +190,7 @@ class IntervalLogger:
 
 def training_main(train_fn, description: str) -> None:
     """The body of ``scripts/train.py`` and ``scripts/train_pytorch.py``: parse the config, train, and exit
-    non-zero with the message when the loss goes non-finite."""
+    non-zero with the message when the loss goes non-finite or a file is missing / already there."""
     # force: an imported library may already have configured the root logger, which would hide our INFO lines.
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", force=True
@@ -183,3 +201,5 @@ def training_main(train_fn, description: str) -> None:
     except NonFiniteLossError as error:
         logging.error("%s", error)
         sys.exit(1)
+    except (FileExistsError, FileNotFoundError) as error:  # experiment dir, dataset, norm stats, checkpoints
+        sys.exit(f"error: {error}")
