@@ -193,6 +193,7 @@ def summarize(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         }
         for group in REPORT_GROUPS:
             row[f"mse_normalized/{group}"] = _mean_std([o["groups"][group]["mse_normalized"] for o in overall])
+            row[f"train_loss/{group}"] = _mean_std([r["metrics"][-1][f"loss/{group}"] for r in runs])
         summary[strategy] = row
     return summary
 
@@ -221,6 +222,18 @@ def markdown_report(args: Args, summary: dict[str, Any], results: dict[str, list
         cells += [_cell(row["arm_activity_ratio"]), _cell(row["gripper_agreement"]),
                   _cell(row["base_velocity_rmse"], ".4f"), _cell(row["final_train_loss"])]
         lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Training loss per group at the end of training",
+        "",
+        "Unweighted flow-matching loss of each group (``loss/<group>``, mean of the last log interval): what each "
+        "strategy made the model fit, on the training data.",
+        "",
+        "| strategy | " + " | ".join(REPORT_GROUPS) + " |",
+        "|---|" + "---|" * len(REPORT_GROUPS),
+    ]
+    for strategy, row in summary.items():
+        lines.append(f"| {strategy} | " + " | ".join(_cell(row[f"train_loss/{g}"]) for g in REPORT_GROUPS) + " |")
     lines += ["", "## Every run", "", "| strategy | seed | arm activity ratio | gripper agreement | eval JSON |",
               "|---|---|---|---|---|"]
     for strategy, runs in results.items():

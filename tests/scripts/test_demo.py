@@ -55,6 +55,12 @@ def test_report_numbers_come_from_the_evaluation_json(demo_run):
         line = next(line for line in report.splitlines() if line.startswith(f"| {strategy} | ") and "±" in line)
         assert f"{np.mean(left):.3f} ± {np.std(left):.3f}" in line
         assert f"{np.mean(ratios):.3f} ± {np.std(ratios):.3f}" in line
+        # The training-loss table quotes the last metrics.jsonl record of each run.
+        metrics_files = [pathlib.Path(r["checkpoint"]).parent / "metrics.jsonl" for r in runs]
+        last = [json.loads(f.read_text().splitlines()[-1]) for f in metrics_files]
+        train_line = [line for line in report.splitlines() if line.startswith(f"| {strategy} | ") and "±" in line][1]
+        arm = [m["loss/left_arm"] for m in last]
+        assert f"{np.mean(arm):.3f} ± {np.std(arm):.3f}" in train_line
 
 
 def test_report_has_plots_runs_and_held_out_split(demo_run):
