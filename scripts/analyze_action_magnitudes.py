@@ -12,10 +12,7 @@ Reads only the parquet action column (never video). Writes the JSON report, PNG 
 import dataclasses
 import json
 import pathlib
-import sys
 from typing import Any
-
-import tyro
 
 from openpi.analysis import evaluation
 from openpi.analysis import magnitudes
@@ -101,11 +98,7 @@ def run(args: Args, predict: evaluation.Predict | None = None) -> dict[str, Any]
 
 
 def main() -> None:
-    args = tyro.cli(Args, description=__doc__)
-    try:
-        run(args)
-    except (FileNotFoundError, ValueError, KeyError) as error:
-        sys.exit(f"error: {error}")
+    sources.tool_main(Args, run, __doc__)
 
 
 if __name__ == "__main__":

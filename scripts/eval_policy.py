@@ -12,10 +12,7 @@ checkpoint's norm stats (unless ``--norm-stats-dir`` is given). Metrics: ``openp
 import dataclasses
 import json
 import pathlib
-import sys
 from typing import Any
-
-import tyro
 
 from openpi.analysis import common
 from openpi.analysis import evaluation
@@ -79,11 +76,7 @@ def run(args: Args, predict: evaluation.Predict | None = None) -> dict[str, Any]
 
 
 def main() -> None:
-    args = tyro.cli(Args, description=__doc__)
-    try:
-        run(args)
-    except (FileNotFoundError, ValueError, KeyError) as error:
-        sys.exit(f"error: {error}")
+    sources.tool_main(Args, run, __doc__)
 
 
 if __name__ == "__main__":

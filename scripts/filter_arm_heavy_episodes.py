@@ -16,12 +16,10 @@ annotations (``annotations/task-XXXX/episode_XXXXXXXX.json``) label the frames w
 
 import dataclasses
 import pathlib
-import sys
 from typing import Any
 from typing import Literal
 
 import numpy as np
-import tyro
 
 from openpi.analysis import arm_heavy
 from openpi.analysis import sources
@@ -80,11 +78,7 @@ def run(args: Args) -> dict[str, Any]:
 
 
 def main() -> None:
-    args = tyro.cli(Args, description=__doc__)
-    try:
-        run(args)
-    except (FileNotFoundError, ValueError, KeyError) as error:
-        sys.exit(f"error: {error}")
+    sources.tool_main(Args, run, __doc__)
 
 
 if __name__ == "__main__":

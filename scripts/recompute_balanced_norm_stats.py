@@ -15,10 +15,7 @@ else statistics computed from the parquet state and action columns (as ``scripts
 import dataclasses
 import json
 import pathlib
-import sys
 from typing import Any
-
-import tyro
 
 from openpi.analysis import balance
 from openpi.analysis import common
@@ -83,11 +80,7 @@ def run(args: Args) -> dict[str, Any]:
 
 
 def main() -> None:
-    args = tyro.cli(Args, description=__doc__)
-    try:
-        run(args)
-    except (FileNotFoundError, ValueError, KeyError) as error:
-        sys.exit(f"error: {error}")
+    sources.tool_main(Args, run, __doc__)
 
 
 if __name__ == "__main__":

@@ -9,15 +9,18 @@ dataset and R1Pro's layout (``b1k_policy.R1PRO_ACTION_GROUPS``, padded to 32 dim
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Sequence
 import dataclasses
 import functools
 import json
 import pathlib
+import sys
 from typing import Any
 from typing import Literal
 
 import numpy as np
+import tyro
 
 from openpi import datasets as _datasets
 from openpi.analysis import arm_heavy
@@ -288,3 +291,13 @@ def with_checkpoint_norm_stats(source: Source, checkpoint: str) -> Source:
 
     stored = policy_config.resolve_step_dir(checkpoint) / "assets" / _asset_id(source.config) / _normalize.NORM_STATS_FILE
     return dataclasses.replace(source, norm_stats_path=stored) if stored.exists() else source
+
+
+def tool_main(args_type: type, run: Callable[[Any], Any], description: str | None) -> None:
+    """The command line of every analysis tool: parse ``args_type`` with tyro, run, and turn user errors
+    (missing files, bad names or values) into one ``error: ...`` line and exit status 1."""
+    args = tyro.cli(args_type, description=description)
+    try:
+        run(args)
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        sys.exit(f"error: {error}")
