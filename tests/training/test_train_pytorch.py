@@ -174,7 +174,7 @@ def test_nan_loss_stops_the_script_before_any_checkpoint(workdir):
            "--save-interval=1", "--no-wandb-enabled"]
     result = _run(cmd, tmp, env)
     assert result.returncode != 0
-    assert "Loss became nan at step 0" in result.stderr and "left_arm" in result.stderr
+    assert "Loss became nan at step 1" in result.stderr and "left_arm" in result.stderr
     assert run_utils.step_dirs(tmp / "checkpoints" / DEMO / "nan") == []
 
 
@@ -183,7 +183,7 @@ def test_exploding_weights_stop_before_they_are_saved(workdir):
     config = _config.cli([DEMO, "--exp-name=explode", *args, "--batch-size=2", "--num-train-steps=2",
                           "--save-interval=1", "--lr-schedule.warmup-steps=0", "--lr-schedule.peak-lr=1e30",
                           "--no-wandb-enabled"])
-    with pytest.raises(run_utils.NonFiniteLossError, match="Weights became non-finite in the update of step 0"):
+    with pytest.raises(run_utils.NonFiniteLossError, match="Weights became non-finite in the update of step 1"):
         pytorch_trainer.train(config, progress=False)
     assert run_utils.step_dirs(config.checkpoint_dir) == []
 

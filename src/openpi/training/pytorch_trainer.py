@@ -278,8 +278,9 @@ def train_step(
     loss = loss_bh.mean()
     info = _mean_over_ranks({"loss": loss, **metrics})
     # Before the update: weights that produced a non-finite loss are never stepped, let alone saved.
+    # Messages count steps from 1, like logs, metrics.jsonl and checkpoint names (``step`` is 0-based here).
     run_utils.check_finite(
-        step, info["loss"], info, targets=actions.detach().cpu().numpy(), groups=config.model.loss_weighting.groups
+        step + 1, info["loss"], info, targets=actions.detach().cpu().numpy(), groups=config.model.loss_weighting.groups
     )
     lr = float(_optimizer.learning_rate(config.lr_schedule, step))
     for group in optimizer.param_groups:
@@ -296,7 +297,7 @@ def train_step(
         "learning_rate": lr,
         **info,
     }
-    run_utils.check_finite_weights(step, info)
+    run_utils.check_finite_weights(step + 1, info)
     return info
 
 
