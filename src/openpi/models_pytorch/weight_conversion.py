@@ -23,6 +23,7 @@ import orbax.checkpoint as ocp
 import safetensors.torch
 import torch
 
+from openpi import transforms as _transforms
 from openpi.models import gemma as _gemma
 from openpi.models import model as _model
 from openpi.models import pi0_config as _pi0_config
@@ -64,16 +65,7 @@ def flatten_params(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
     Drops a top-level ``params`` level and the trailing ``value`` key of trees written by training. Leaves are
     kept as they are (arrays, or shape-only structs for ``detect_jax``).
     """
-    flat: dict[str, np.ndarray] = {}
-
-    def walk(prefix: str, node: Any) -> None:
-        if isinstance(node, Mapping):
-            for key, child in node.items():
-                walk(f"{prefix}/{key}" if prefix else str(key), child)
-        else:
-            flat[prefix] = node
-
-    walk("", params)
+    flat = _transforms.flatten_dict(params)
     if flat and all(k.startswith("params/") for k in flat):
         flat = {k.removeprefix("params/"): v for k, v in flat.items()}
     if flat and all(k.endswith("/value") for k in flat):
@@ -83,14 +75,7 @@ def flatten_params(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
 
 def unflatten_params(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """``{"a/b/c": x}`` → ``{"a": {"b": {"c": x}}}`` (the pure-dict form ``nnx`` and orbax use)."""
-    tree: dict[str, Any] = {}
-    for key, value in flat.items():
-        node = tree
-        *parents, leaf = key.split("/")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return tree
+    return _transforms.unflatten_dict(flat)
 
 
 # ---- variant detection -------------------------------------------------------------------------------------------
