@@ -47,6 +47,7 @@ import matplotlib.pyplot as plt
 
 from openpi.analysis import arm_heavy
 from openpi.analysis import sources
+from openpi.datasets import episode_files
 from openpi.datasets import lerobot as _lerobot
 from openpi.datasets import mini_b1k
 from openpi.datasets import stats as _stats
@@ -320,7 +321,7 @@ def main(args: Args) -> dict[str, Any]:
     os.environ["WANDB_DIR"] = str(out)
     root = ensure_dataset(args)
     train_episodes, heldout = split_episodes(root, args.heldout_per_task)
-    arm_heavy.save_episode_list(
+    episode_files.save_episode_list(
         out / "train_episodes.json",
         arm_heavy.EpisodeSelection(episodes=train_episodes, details={}),
         criterion=arm_heavy.Criterion(),

@@ -26,6 +26,7 @@ from openpi import datasets as _datasets
 from openpi.analysis import arm_heavy
 from openpi.analysis import common
 from openpi.analysis import evaluation
+from openpi.datasets import episode_files
 from openpi.datasets import lerobot as _lerobot
 from openpi.datasets import stats as _dataset_stats
 from openpi.policies import b1k_policy
@@ -235,7 +236,7 @@ def heldout_episodes(source: Source, candidates: Sequence[int], per_task: int) -
     training: set[int] = set()
     episodes_path = getattr(source.config.data, "episodes_path", None) if source.config is not None else None
     if episodes_path and pathlib.Path(episodes_path).exists():
-        training = set(arm_heavy.load_episode_list(episodes_path))
+        training = set(episode_files.load_episode_list(episodes_path))
     tasks = episode_tasks(source.meta)
     by_task: dict[str, list[int]] = {}
     for ep in sorted(set(candidates) - training):

@@ -20,6 +20,7 @@ from typing import Literal
 
 import tyro
 
+from openpi.datasets import episode_files
 from openpi.models import pi0_config
 from openpi.policies import b1k_policy
 from openpi.shared import action_groups as action_groups_lib
@@ -421,7 +422,6 @@ def _create_lerobot_data_config(
     factory: LeRobotDataConfig, assets_dirs: pathlib.Path, model_config: ModelConfig
 ) -> DataConfig:
     from openpi import transforms as _transforms
-    from openpi.analysis import arm_heavy
     from openpi.models import tokenizer as _tokenizer
     from openpi.shared import normalize as _normalize
 
@@ -472,7 +472,7 @@ def _create_lerobot_data_config(
         model_transforms=model_transforms,
         use_quantile_norm=use_quantiles,
         action_key=factory.action_key,
-        episodes=tuple(arm_heavy.load_episode_list(episodes_path)) if episodes_path else None,
+        episodes=tuple(episode_files.load_episode_list(episodes_path)) if episodes_path else None,
         sample_weights_path=factory.sample_weights_path,
     )
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch.utils.data
 
 from openpi import transforms as _transforms
+from openpi.datasets import episode_files
 from openpi.datasets import lerobot as _lerobot
 from openpi.policies import b1k_policy
 from openpi.shared import normalize as _normalize
@@ -291,9 +292,7 @@ def create_data_loader(
     camera_keys = [k for k in meta.video_keys if k in wanted] if wanted else None
     sample_weights = None
     if getattr(data_config, "sample_weights_path", None):
-        from openpi.analysis import arm_heavy
-
-        sample_weights = arm_heavy.sample_weight_fn(data_config.sample_weights_path)
+        sample_weights = episode_files.sample_weight_fn(data_config.sample_weights_path)
     return create_lerobot_data_loader(
         data_config.repo_id,
         root=data_config.root,
