@@ -14,7 +14,7 @@ from typing import Literal
 
 import tyro
 
-from openpi.datasets import lerobot as _lerobot
+from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.datasets import stats as _stats
 from openpi.policies import b1k_policy
 from openpi.shared import normalize as _normalize
@@ -54,7 +54,7 @@ def _from_config(args: Args) -> tuple[pathlib.Path, str, int, pathlib.Path]:
 
     config = _config.get_config(args.config_name)
     data = config.data
-    root = _lerobot.resolve_root(data.repo_id, args.root or data.root)
+    root = _lerobot_meta.resolve_root(data.repo_id, args.root or data.root)
     assets_dir = pathlib.Path(data.assets.assets_dir) if data.assets.assets_dir else config.assets_dirs
     output_dir = args.output_dir or assets_dir / (data.assets.asset_id or data.repo_id)
     return root, data.robot, args.action_horizon or config.model.action_horizon, output_dir
@@ -66,7 +66,7 @@ def main(args: Args) -> None:
     elif args.repo_id is None and args.root is None:
         raise SystemExit("Give --config-name, or --repo-id and/or --root.")
     else:
-        root = _lerobot.resolve_root(args.repo_id, args.root)
+        root = _lerobot_meta.resolve_root(args.repo_id, args.root)
         transform, horizon = args.state_transform, args.action_horizon or 1
         output_dir = args.output_dir or pathlib.Path("assets") / (args.repo_id or root.name)
     norm_stats = _stats.compute_norm_stats(

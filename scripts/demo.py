@@ -49,6 +49,7 @@ from openpi.analysis import arm_heavy
 from openpi.analysis import sources
 from openpi.datasets import episode_files
 from openpi.datasets import lerobot as _lerobot
+from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.datasets import mini_b1k
 from openpi.datasets import stats as _stats
 from openpi.policies import b1k_policy
@@ -113,7 +114,7 @@ def ensure_dataset(args: Args) -> pathlib.Path:
 
 def split_episodes(root: pathlib.Path, heldout_per_task: int) -> tuple[list[int], list[int]]:
     """(training, held-out): the last ``heldout_per_task`` episodes of every task are held out."""
-    meta = _lerobot.LeRobotMetadata.load(root)
+    meta = _lerobot_meta.LeRobotMetadata.load(root)
     tasks = sources.episode_tasks(meta)
     by_task: dict[str, list[int]] = {}
     for episode in sorted(meta.episode_indices):
@@ -362,7 +363,7 @@ def main(args: Args) -> dict[str, Any]:
     meta = {
         "train_episodes": train_episodes,
         "heldout_episodes": heldout,
-        "train_frames": int(sum(_lerobot.LeRobotMetadata.load(root).episode(e).length for e in train_episodes)),
+        "train_frames": int(sum(_lerobot_meta.LeRobotMetadata.load(root).episode(e).length for e in train_episodes)),
         "plots": [str(p) for p in plots],
         "seconds": time.perf_counter() - start,
     }

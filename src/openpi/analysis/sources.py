@@ -28,6 +28,7 @@ from openpi.analysis import common
 from openpi.analysis import evaluation
 from openpi.datasets import episode_files
 from openpi.datasets import lerobot as _lerobot
+from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.datasets import stats as _dataset_stats
 from openpi.policies import b1k_policy
 from openpi.shared import action_groups as _groups
@@ -59,7 +60,7 @@ class Source:
 
     root: pathlib.Path
     repo_id: str | None
-    meta: _lerobot.LeRobotMetadata
+    meta: _lerobot_meta.LeRobotMetadata
     groups: _groups.ActionGroups
     weighting: _lw.LossWeighting | None
     horizon: int
@@ -115,8 +116,8 @@ def resolve(args: SourceArgs) -> Source:
         stats_dir = pathlib.Path(args.norm_stats_dir).expanduser()
         if not (stats_dir / _normalize.NORM_STATS_FILE).exists():
             raise FileNotFoundError(f"No {_normalize.NORM_STATS_FILE} in {stats_dir}.")
-    path = _lerobot.resolve_root(repo_id, root)
-    meta = _lerobot.LeRobotMetadata.load(path)
+    path = _lerobot_meta.resolve_root(repo_id, root)
+    meta = _lerobot_meta.LeRobotMetadata.load(path)
     stats_file = stats_dir / _normalize.NORM_STATS_FILE if stats_dir is not None else None
     return Source(
         root=path,
@@ -133,7 +134,7 @@ def resolve(args: SourceArgs) -> Source:
     )
 
 
-def task_names(meta: _lerobot.LeRobotMetadata) -> dict[int, str]:
+def task_names(meta: _lerobot_meta.LeRobotMetadata) -> dict[int, str]:
     """Task index → short name (B1K's ``task_name`` in tasks.jsonl when present, else the task string)."""
     names = dict(meta.tasks)
     path = meta.root / "meta" / "tasks.jsonl"
@@ -145,7 +146,7 @@ def task_names(meta: _lerobot.LeRobotMetadata) -> dict[int, str]:
     return names
 
 
-def episode_tasks(meta: _lerobot.LeRobotMetadata) -> dict[int, str]:
+def episode_tasks(meta: _lerobot_meta.LeRobotMetadata) -> dict[int, str]:
     """Episode index → its task's short name."""
     names = task_names(meta)
     by_text = {text: index for index, text in meta.tasks.items()}
@@ -156,7 +157,7 @@ def episode_tasks(meta: _lerobot.LeRobotMetadata) -> dict[int, str]:
     return out
 
 
-def select_tasks(meta: _lerobot.LeRobotMetadata, tasks: Sequence[str]) -> list[int]:
+def select_tasks(meta: _lerobot_meta.LeRobotMetadata, tasks: Sequence[str]) -> list[int]:
     """Episodes whose task matches one of ``tasks`` (short name, task string or task index); unknown names
     raise, listing the dataset's tasks."""
     names = task_names(meta)
@@ -216,7 +217,7 @@ def base_norm_stats(source: Source, *, progress: bool = True) -> tuple[dict[str,
 
 def annotation_path(root: pathlib.Path, episode_index: int) -> pathlib.Path:
     """B1K's skill annotation file of an episode (chunk = task = episode_index // 10000)."""
-    task = episode_index // _lerobot.B1K_EPISODES_PER_TASK
+    task = episode_index // _lerobot_meta.B1K_EPISODES_PER_TASK
     return root / "annotations" / f"task-{task:04d}" / f"episode_{episode_index:08d}.json"
 
 

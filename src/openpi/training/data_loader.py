@@ -21,6 +21,7 @@ import torch.utils.data
 from openpi import transforms as _transforms
 from openpi.datasets import episode_files
 from openpi.datasets import lerobot as _lerobot
+from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.policies import b1k_policy
 from openpi.shared import normalize as _normalize
 
@@ -239,7 +240,7 @@ def create_lerobot_data_loader(
     """A `DataLoader` over a local LeRobot dataset; ``episodes`` and/or ``episode_filter`` select episodes,
     ``preload_max_bytes`` is passed to `LeRobotDataset`, other keyword arguments (shuffle, seed, num_workers,
     sample_weights, framework, ...) go to `DataLoader`."""
-    meta = _lerobot.LeRobotMetadata.load(_lerobot.resolve_root(repo_id, root))
+    meta = _lerobot_meta.LeRobotMetadata.load(_lerobot_meta.resolve_root(repo_id, root))
     chosen = meta.episode_indices if episodes is None else list(episodes)
     if episode_filter is not None:
         chosen = [e for e in chosen if episode_filter(e)]
@@ -282,7 +283,7 @@ def create_data_loader(
         _transforms.Normalize(data_config.norm_stats, use_quantiles=data_config.use_quantile_norm),
         *data_config.model_transforms.inputs,
     ]
-    meta = _lerobot.LeRobotMetadata.load(_lerobot.resolve_root(data_config.repo_id, data_config.root))
+    meta = _lerobot_meta.LeRobotMetadata.load(_lerobot_meta.resolve_root(data_config.repo_id, data_config.root))
     wanted = {
         key
         for t in data_config.repack_transforms.inputs
