@@ -289,9 +289,9 @@ def load_policy(source: Source, checkpoint: str) -> tuple[evaluation.Predict, ev
 
 def with_checkpoint_norm_stats(source: Source, checkpoint: str) -> Source:
     """``source`` reading the norm stats stored in the checkpoint (what its policy normalizes with), if it has them."""
-    from openpi.policies import policy_config
+    from openpi.training import checkpoint_io  # heavy (PyTorch models); only when a checkpoint is used
 
-    stored = policy_config.resolve_step_dir(checkpoint) / "assets" / _asset_id(source.config) / _normalize.NORM_STATS_FILE
+    stored = checkpoint_io.resolve_step_dir(checkpoint) / "assets" / _asset_id(source.config) / _normalize.NORM_STATS_FILE
     return dataclasses.replace(source, norm_stats_path=stored) if stored.exists() else source
 
 
