@@ -15,17 +15,18 @@ from openpi.policies import policy as _policy
 from openpi.shared import normalize as _normalize
 from openpi.training import checkpoint_io as _checkpoint_io
 from openpi.training import config as _config
+from openpi.training import data_resolver
 
 logger = logging.getLogger("openpi")
 
 def load_norm_stats(
-    step_dir: pathlib.Path, data_config: _config.DataConfig, assets_dir: pathlib.Path
+    step_dir: pathlib.Path, data_config: _config.DataConfig, fallback: pathlib.Path
 ) -> tuple[dict[str, _normalize.NormStats], str]:
-    """The norm stats the checkpoint was trained with (its assets), else the config's assets with a warning."""
+    """The norm stats the checkpoint was trained with (its assets), else the config's (``fallback``, the file
+    ``data_config.norm_stats`` was read from) with a warning."""
     stored = step_dir / "assets" / data_config.asset_id
     if (stored / _normalize.NORM_STATS_FILE).exists():
         return _normalize.load(stored), str(stored / _normalize.NORM_STATS_FILE)
-    fallback = assets_dir / data_config.asset_id / _normalize.NORM_STATS_FILE
     if data_config.norm_stats is None:
         raise FileNotFoundError(
             f"No norm stats for {step_dir}: neither {stored / _normalize.NORM_STATS_FILE} (the checkpoint's assets) "
@@ -80,8 +81,8 @@ def create_trained_policy(
     if framework not in ("jax", "pytorch"):
         raise ValueError(f"framework must be 'jax' or 'pytorch', got {framework!r}.")
     data_config = train_config.data.create(train_config.assets_dirs, train_config.model)
-    assets_dir = pathlib.Path(train_config.data.assets.assets_dir or train_config.assets_dirs).expanduser()
-    norm_stats, stats_origin = load_norm_stats(step_dir, data_config, assets_dir)
+    stats_file = data_resolver.resolve_train_config(train_config).stats_file
+    norm_stats, stats_origin = load_norm_stats(step_dir, data_config, stats_file)
     build = _jax_model if framework == "jax" else _pytorch_model
     model = build(train_config.model, step_dir, kind)
     use_quantiles = data_config.use_quantile_norm
