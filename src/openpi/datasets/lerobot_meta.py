@@ -18,9 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-# B1K's templates use the task index as the chunk (episode index = task × 10000 + local id), whatever
-# `chunks_size` says; the reader falls back to this when the `chunks_size` chunk has no file.
-B1K_EPISODES_PER_TASK = 10_000
+from openpi.policies import r1pro
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -168,7 +166,7 @@ def _load_v2(root: pathlib.Path, info: dict) -> tuple[dict[int, str], dict[int, 
         index = int(row["episode_index"])
         chunk = index // chunks_size
         data_file = info["data_path"].format(episode_chunk=chunk, episode_index=index)
-        b1k_chunk = index // B1K_EPISODES_PER_TASK
+        b1k_chunk = index // r1pro.EPISODES_PER_TASK  # B1K: chunk = task, whatever chunks_size says
         if chunk != b1k_chunk and not (root / data_file).exists():
             alternative = info["data_path"].format(episode_chunk=b1k_chunk, episode_index=index)
             if (root / alternative).exists():
