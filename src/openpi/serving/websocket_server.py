@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import http
 import logging
+import threading
 import time
 import traceback
 from typing import Any, Literal
@@ -174,3 +176,35 @@ class PolicyServer:
             return dict(outputs), (time.monotonic() - start) * 1000
 
         return await self._in_worker(infer)
+
+
+@contextlib.contextmanager
+def running(*servers: PolicyServer):
+    """Runs the servers on one event loop in a background thread (tests, benchmarks, in-process evaluators);
+    yields their bound ports and stops them on exit."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="policy-servers", daemon=True)
+    thread.start()
+    tasks = []
+
+    async def start(server: PolicyServer) -> int:
+        started = loop.create_future()
+        task = asyncio.ensure_future(server.run(started))
+        tasks.append(task)
+        await asyncio.wait([task, started], return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()  # raises why the server could not start (e.g. the port is taken)
+        return started.result()
+
+    try:
+        yield [asyncio.run_coroutine_threadsafe(start(s), loop).result(timeout=60) for s in servers]
+    finally:
+
+        async def stop():
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
