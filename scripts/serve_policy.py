@@ -41,7 +41,7 @@ class Args:
     """Flow-matching integration steps per chunk."""
     seed: int = 0
     """Seed of the fixed sampling noise (same observation → same chunk)."""
-    chunking: _chunking.ChunkingConfig = _chunking.ChunkingConfig()
+    chunking: _chunking.ChunkingConfig = dataclasses.field(default_factory=_chunking.ChunkingConfig)
     """behavior protocol: how chunks become per-step actions (receding, ensemble, prefix)."""
     task_prompts: str | None = None
     """behavior protocol: task_id → prompt, a JSON file {"0": "...", ...} or a B1K dataset root (its tasks);

@@ -2,6 +2,7 @@
 in its own numpy<2 interpreter, ``.venv-client``), and BEHAVIOR's protocol through a client written here from
 OmniGibson's ``network_utils`` (health check, metadata, torch-tensor frames, reset without reply)."""
 
+import itertools
 import logging
 import math
 import os
@@ -178,7 +179,7 @@ def test_behavior_client_steps_through_the_chunks(mode, ports, policy, frames, m
     np.testing.assert_allclose(actions, expected, atol=1e-4)
     np.testing.assert_allclose(after_reset, policy.infer(inputs[-1])["actions"][0], atol=1e-4)  # fresh episode
     if mode == "prefix":  # the committed rows carry over: at every replan the next actions are the old chunk's
-        for (start, previous), (t, _) in zip(history, history[1:]):
+        for (start, previous), (t, _) in itertools.pairwise(history):
             hard = MODES[mode].prefix_hard
             np.testing.assert_allclose(actions[t : t + hard], previous[t - start : t - start + hard], atol=1e-4)
     assert "episode 1 of" in caplog.text and "(reset): 100 requests, 10 policy calls" in caplog.text

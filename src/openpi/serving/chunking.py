@@ -84,12 +84,13 @@ def chunk_fn(policy) -> PolicyFn:
 class ChunkExecutor:
     """Per-step actions from a chunk policy. ``reset()`` at every episode start; ``act(obs)`` once per step.
 
-    ``queries`` counts policy calls since the last reset.
+    ``config`` defaults to ``ChunkingConfig()``; ``horizon`` (optional) validates it up front, else the first
+    chunk does. ``queries`` counts policy calls since the last reset.
     """
 
-    def __init__(self, policy_fn: PolicyFn, config: ChunkingConfig = ChunkingConfig(), *, horizon: int | None = None):
+    def __init__(self, policy_fn: PolicyFn, config: ChunkingConfig | None = None, *, horizon: int | None = None):
         self._policy_fn = policy_fn
-        self.config = config
+        self.config = config = config or ChunkingConfig()
         if horizon is not None:
             config.validate(horizon)
         self.reset()

@@ -28,11 +28,12 @@ import logging
 import threading
 import time
 import traceback
-from typing import Any, Literal
+from typing import Any
+from typing import Literal
 
 import websockets
-from websockets.frames import CloseCode
 from websockets.asyncio import server as _server
+from websockets.frames import CloseCode
 
 from openpi.serving import behavior as _behavior
 from openpi.serving import chunking as _chunking
@@ -70,7 +71,7 @@ class _Episode:
 
 class PolicyServer:
     """Serves ``policy`` on ``host:port``. ``protocol="behavior"`` needs ``observations`` (OmniGibson keys → policy
-    inputs) and uses ``chunking``; ``port=0`` picks a free port (``self.port`` after start)."""
+    inputs) and uses ``chunking`` (default ``ChunkingConfig()``); ``port=0`` picks a free port (``self.port`` after start)."""
 
     def __init__(
         self,
@@ -79,10 +80,11 @@ class PolicyServer:
         protocol: Protocol = "openpi",
         host: str = "0.0.0.0",
         port: int = 8000,
-        chunking: _chunking.ChunkingConfig = _chunking.ChunkingConfig(),
+        chunking: _chunking.ChunkingConfig | None = None,
         observations: _behavior.BehaviorObservations | None = None,
         metadata: dict | None = None,
     ):
+        chunking = chunking or _chunking.ChunkingConfig()
         if protocol not in ("openpi", "behavior"):
             raise ValueError(f"Unknown protocol {protocol!r}; use 'openpi' or 'behavior'.")
         if protocol == "behavior":
