@@ -9,7 +9,6 @@ import flax.nnx as nnx
 import flax.traverse_util as traverse_util
 import numpy as np
 import pytest
-import torch
 
 from openpi.datasets import lerobot
 from openpi.models import model as _model
@@ -22,12 +21,7 @@ from openpi.training import pytorch_trainer
 HORIZON, ROBOT_DIMS = 50, 23
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
