@@ -5,7 +5,8 @@ By default trains the tiny demo config 2 steps on a miniature B1K dataset (a few
 ``--config-name/--checkpoint`` serve your own. Run: ``python benchmarks/serving_latency.py``.
 
 Overhead = median round trip − median ``Policy.infer`` on the same observation, the two interleaved (clients in
-this process, over 127.0.0.1); for openpi also per request: round trip − the reply's ``policy_timing.infer_ms``. The BEHAVIOR server replans every step here (``replan_every=1``) so each request runs one model call,
+this process, over 127.0.0.1); and per request: round trip − the reply's ``policy_timing.infer_ms`` (openpi: the
+``Policy.infer`` call) or ``server_timing.infer_ms`` (behavior: observation mapping + chunk executor + model). The BEHAVIOR server replans every step here (``replan_every=1``) so each request runs one model call,
 like an openpi request; with chunking most BEHAVIOR requests run no model call at all.
 """
 
@@ -78,8 +79,8 @@ def _omnigibson_obs(sample: dict) -> dict:
 
 
 def _round_trips(port: int, request: dict, n: int, between=None) -> tuple[list[float], list[float]]:
-    """Round-trip times (ms) of n requests after 3 warm-ups on one connection, and the policy's own time per
-    request when the reply carries it; ``between()`` runs (untimed) after each request."""
+    """Round-trip times (ms) of n requests after 3 warm-ups on one connection, and the server-measured time
+    of each (policy_timing, else server_timing); ``between()`` runs (untimed) after each request."""
     frame = msgpack_numpy.packb(request)
     times, policy_times = [], []
     with ws_client.connect(f"ws://127.0.0.1:{port}", compression=None, max_size=None) as ws:
@@ -93,8 +94,8 @@ def _round_trips(port: int, request: dict, n: int, between=None) -> tuple[list[f
                 raise RuntimeError(f"Server error:\n{reply}")
             if i >= 3:
                 times.append(elapsed)
-                policy_ms = msgpack_numpy.unpackb(reply).get("policy_timing", {}).get("infer_ms")
-                policy_times += [] if policy_ms is None else [policy_ms]
+                timing = msgpack_numpy.unpackb(reply)
+                policy_times.append(timing.get("policy_timing", timing["server_timing"])["infer_ms"])
             if between is not None:
                 between()
     return times, policy_times
@@ -141,10 +142,11 @@ def main(args: Args) -> None:
                 times, policy_times = _round_trips(port, request, args.requests, between=model_call)
                 rtt, model = statistics.median(times), statistics.median(model_ms[3:])
                 print(f"{name:<10} {rtt:>14.1f} {model:>15.1f} {rtt - model:>12.2f} {100 * (rtt - model) / model:>10.1f}%")
-                if policy_times:  # the same request's own model time, measured in the server's worker
-                    paired = statistics.median(t - p for t, p in zip(times, policy_times))
-                    print(f"{'':<10} per request: round trip − its policy_timing.infer_ms = {paired:.2f} ms "
-                          f"({100 * paired / statistics.median(policy_times):.1f}%)")  # fmt: skip
+                # The same request's own time measured in the server: robust to load drifting between calls.
+                paired = statistics.median(t - p for t, p in zip(times, policy_times))
+                which = "policy_timing" if name == "openpi" else "server_timing"
+                print(f"{'':<10} per request: round trip − its {which}.infer_ms = {paired:.2f} ms "
+                      f"({100 * paired / statistics.median(policy_times):.1f}%)")  # fmt: skip
 
             n = args.clients
             start = time.perf_counter()
