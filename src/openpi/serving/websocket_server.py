@@ -152,11 +152,12 @@ class PolicyServer:
                 text = traceback.format_exc()
                 logger.error("Error serving %s:\n%s", peer, text)
                 episode.log(peer, "error", executor.queries if executor else None)
-                await websocket.send(text)
-                await websocket.close(
-                    code=CloseCode.INTERNAL_ERROR,
-                    reason="Internal server error. Traceback included in previous frame.",
-                )
+                with contextlib.suppress(websockets.ConnectionClosed):  # the client may be gone already
+                    await websocket.send(text)
+                    await websocket.close(
+                        code=CloseCode.INTERNAL_ERROR,
+                        reason="Internal server error. Traceback included in previous frame.",
+                    )
                 return
 
     async def _reply(self, request: dict, executor: _chunking.ChunkExecutor | None) -> tuple[dict, float | None]:
