@@ -21,6 +21,7 @@ from openpi.policies import policy_config
 from openpi.serving import behavior
 from openpi.serving import chunking as _chunking
 from openpi.serving import websocket_server
+from openpi.training import checkpoint_io
 from openpi.training import config as _config
 
 
@@ -35,7 +36,7 @@ class Args:
     host: str = "0.0.0.0"
     protocol: websocket_server.Protocol = "openpi"
     """openpi: chunk per request (openpi-client). behavior: one action per request (BEHAVIOR challenge client)."""
-    framework: policy_config.Framework | None = None
+    framework: checkpoint_io.Framework | None = None
     """Runtime; default the framework that wrote the checkpoint."""
     num_steps: int = 10
     """Flow-matching integration steps per chunk."""

@@ -17,7 +17,7 @@ import pathlib
 
 import numpy as np
 
-from openpi.datasets import lerobot
+from openpi.datasets import lerobot_meta
 
 ROBOT_NAME = "robot_r1"
 TASK_ID_KEY = "task_id"
@@ -42,7 +42,7 @@ def load_task_prompts(path: str | pathlib.Path) -> dict[int, str]:
     tasks)."""
     path = pathlib.Path(path).expanduser()
     if path.is_dir():
-        return dict(lerobot.LeRobotMetadata.load(path).tasks)
+        return dict(lerobot_meta.LeRobotMetadata.load(path).tasks)
     if not path.is_file():
         raise FileNotFoundError(f"Task prompts not found: {path} (a JSON file of task id → prompt, or a dataset root).")
     return {int(k): str(v) for k, v in json.loads(path.read_text()).items()}
