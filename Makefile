@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The real openpi-client (pins numpy<2) lives in its own venv; the serving tests run it as a subprocess.
+CLIENT_VENV := .venv-client
+CLIENT_STAMP := $(CLIENT_VENV)/.installed
 
 .PHONY: venv demo test lint
 
@@ -15,11 +18,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e '.[dev]'
 	touch $(STAMP)
 
+$(CLIENT_STAMP):
+	$(PYTHON) -m venv $(CLIENT_VENV)
+	$(CLIENT_VENV)/bin/pip install openpi-client==0.1.2 typing_extensions
+	touch $(CLIENT_STAMP)
+
 venv: $(STAMP)
 
 demo: $(STAMP)
 	WANDB_MODE=offline $(PY) scripts/demo.py
 
-test: $(STAMP)
+test: $(STAMP) $(CLIENT_STAMP)
 	$(PY) -m ruff check src scripts tests benchmarks examples
 	WANDB_MODE=offline $(PY) -m pytest -n 2 tests

@@ -14,6 +14,17 @@ def _write(tmp_path_factory, name: str, **kwargs) -> pathlib.Path:
     return root
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op torch thread: tiny models on shared cores run faster than with threads fighting for the CPU."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # Small on purpose: 2 tasks × 2 episodes × ~60 frames, 64×64 video.
 MINI_KWARGS = dict(num_tasks=2, episodes_per_task=2, frames_per_episode=60, image_size=64, seed=7)
 

@@ -9,7 +9,6 @@ import flax.nnx as nnx
 import flax.traverse_util as traverse_util
 import numpy as np
 import pytest
-import torch
 
 from openpi.datasets import lerobot
 from openpi.models import model as _model
@@ -22,12 +21,7 @@ from openpi.training import pytorch_trainer
 HORIZON, ROBOT_DIMS = 50, 23
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +144,18 @@ def test_clear_errors_for_missing_or_incomplete_checkpoints(tmp_path):
     with pytest.raises(ValueError, match="framework must be"):
         (tmp_path / "exp" / "5" / "model.safetensors").touch()
         policy_config.create_trained_policy(config, tmp_path / "exp", framework="tf")
+
+
+def test_committed_prefix_goes_through_the_transforms_and_comes_back_in_raw_units(jax_policy, dataset):
+    obs = dataset[5]
+    free = jax_policy.infer(obs)["actions"]
+    prefix = free[10:14] + 0.05  # raw actions the policy would not sample itself
+    actions = jax_policy.infer(obs, prefix=prefix)["actions"]
+    varying = np.ones(ROBOT_DIMS, bool)
+    varying[6] = False  # constant in the demo data (q01 == q99): always unnormalizes to its constant
+    np.testing.assert_allclose(actions[:4, varying], prefix[:, varying], atol=1e-4)
+    np.testing.assert_allclose(actions[:, 6], free[:, 6], atol=1e-6)
+    unweighted = jax_policy.infer(obs, prefix=prefix, prefix_weights=np.zeros(4))["actions"]
+    np.testing.assert_allclose(unweighted, free, atol=1e-5)  # weight 0 is no conditioning
+    with pytest.raises(ValueError, match=r"\[k, action_dim\] with 1 <= k <= 50"):
+        jax_policy.infer(obs, prefix=np.zeros((51, ROBOT_DIMS)))

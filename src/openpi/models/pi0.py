@@ -195,11 +195,17 @@ class Pi0(_model.BaseModel):
         *,
         num_steps: int = 10,
         noise: jax.Array | None = None,
+        prefix_actions: jax.Array | None = None,
+        prefix_weights: jax.Array | None = None,
     ) -> _model.Actions:
         """Euler integration of the flow from t = 1 (noise) to t = 0 in ``num_steps`` steps.
 
         The prefix runs once into a KV cache; each step runs only the suffix, whose positions continue after the
         prefix's valid tokens.
+
+        ``prefix_actions`` [B, H, D] with ``prefix_weights`` [B, H] in [0, 1] inpaint already-committed actions:
+        before every step (and once more at t = 0) ``x_t += w · (t·noise + (1 − t)·prefix − x_t)``, the training
+        interpolation of the prefix; rows with weight 1 are replaced, rows with weight 0 are free.
         """
         observation = self._preprocess(None, observation, False)
         dt = -1.0 / num_steps
@@ -212,8 +218,15 @@ class Pi0(_model.BaseModel):
         prefix_positions = jnp.cumsum(prefix_mask, axis=1) - 1
         _, kv_cache = self.PaliGemma["llm"]([prefix_tokens, None], positions=prefix_positions, mask=prefix_attn)
 
+        def inpaint(x_t, time):
+            if prefix_actions is None:
+                return x_t
+            target = time * noise + (1 - time) * prefix_actions
+            return x_t + prefix_weights[..., None] * (target - x_t)
+
         def step(carry):
             x_t, time = carry
+            x_t = inpaint(x_t, time)
             suffix_tokens, suffix_mask, suffix_ar, adarms_cond = self.embed_suffix(
                 observation, x_t, jnp.broadcast_to(time, (batch_size,))
             )
@@ -235,4 +248,4 @@ class Pi0(_model.BaseModel):
             return carry[1] >= -dt / 2
 
         x_0, _ = jax.lax.while_loop(keep_going, step, (noise, jnp.float32(1.0)))
-        return x_0
+        return inpaint(x_0, 0.0)

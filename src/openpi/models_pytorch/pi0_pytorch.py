@@ -274,8 +274,18 @@ class PI0Pytorch(nn.Module):
         return self.action_out_proj(suffix_out[:, -self.config.action_horizon :].to(self.action_out_proj.weight.dtype))
 
     @torch.no_grad()
-    def sample_actions(self, observation, noise: torch.Tensor | None = None, num_steps: int = 10) -> torch.Tensor:
-        """Euler integration from t = 1 (noise) to t = 0 with dt = -1/num_steps; the prefix runs once into a KV cache."""
+    def sample_actions(
+        self,
+        observation,
+        noise: torch.Tensor | None = None,
+        num_steps: int = 10,
+        prefix_actions: torch.Tensor | None = None,
+        prefix_weights: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Euler integration from t = 1 (noise) to t = 0 with dt = -1/num_steps; the prefix runs once into a KV cache.
+
+        ``prefix_actions`` [B, H, D] / ``prefix_weights`` [B, H] inpaint committed actions like the JAX model.
+        """
         batch = observation.state.shape[0]
         device = observation.state.device
         if noise is None:
@@ -287,9 +297,17 @@ class PI0Pytorch(nn.Module):
         )
         dt = torch.tensor(-1.0 / num_steps, dtype=torch.float32)
         time = torch.tensor(1.0, dtype=torch.float32)
-        x_t = noise.float()
+        noise = x_t = noise.float()
+
+        def inpaint(x_t, time):
+            if prefix_actions is None:
+                return x_t
+            target = time * noise + (1 - time) * prefix_actions.float()
+            return x_t + prefix_weights.float()[..., None] * (target - x_t)
+
         while time >= -dt / 2:
+            x_t = inpaint(x_t, time.to(device))
             v_t = self._denoise_step(observation, prefix_mask, kv_cache, x_t, time.expand(batch).to(device))
             x_t = x_t + dt.to(device) * v_t.float()
             time = time + dt
-        return x_t
+        return inpaint(x_t, 0.0)

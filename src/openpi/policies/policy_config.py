@@ -93,8 +93,8 @@ def create_trained_policy(
     logger.info("Loaded %s checkpoint %s into %s; norm stats from %s.", kind, step_dir, framework, stats_origin)
     return _policy.Policy(
         model,
+        repack_transforms=repack,
         transforms=[
-            *repack,
             *data_config.data_transforms.inputs,
             _transforms.Normalize(norm_stats, use_quantiles=use_quantiles),
             *data_config.model_transforms.inputs,
