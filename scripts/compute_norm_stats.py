@@ -1,14 +1,14 @@
 """Compute normalization statistics (norm_stats.json) for a LeRobot dataset from its parquet columns.
 
-Reads only the state and action columns (never decodes video), applies the robot's state transform to whole
-columns and writes openpi's `norm_stats.json`. ``--config-name`` takes the dataset, robot state transform,
-action horizon and assets directory from a training config; ``--repo-id`` / ``--root`` work without one.
+Reads only the state and action columns (never decodes video), applies the robot's state transform and the
+chosen state dims to whole columns and writes openpi's `norm_stats.json`. ``--config-name`` takes the dataset,
+keys, robot state transform, state dims, action horizon and assets directory from a training config;
+``--repo-id`` / ``--root`` work without one.
 
 Example: python scripts/compute_norm_stats.py --repo-id behavior-1k/2025-challenge-demos --max-frames 2000000
 """
 
 import dataclasses
-import functools
 import pathlib
 from typing import Literal
 
@@ -16,8 +16,8 @@ import tyro
 
 from openpi.datasets import lerobot as _lerobot
 from openpi.datasets import stats as _stats
-from openpi.policies import b1k_policy
 from openpi.shared import normalize as _normalize
+from openpi.training import config as _config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +31,9 @@ class Args:
     state_transform: Literal["b1k", "b1k_baseline_2025", "none"] = "b1k"
     """b1k: 256-dim proprio → 23-dim state in action order; b1k_baseline_2025: the 2025 baseline's order.
     With --config-name the config's robot decides."""
+    state_dims: tuple[int, ...] | None = None
+    """Indices of the (converted) state vector to take statistics over; default the config's data.state_dims,
+    else all dims."""
     action_horizon: int | None = None
     """Weight actions as the chunks of this length a data loader yields; default: the config model's horizon
     (openpi's behaviour), or 1 (each action once) without a config."""
@@ -40,37 +43,38 @@ class Args:
     """Where norm_stats.json goes; default ./assets/<repo_id or dataset folder name>."""
 
 
-STATE_TRANSFORMS = {
-    "b1k": functools.partial(b1k_policy.proprio_to_state, state_order="action"),
-    "b1k_baseline_2025": functools.partial(b1k_policy.proprio_to_state, state_order="baseline_2025"),
-    "none": None,
-    "identity": None,
-}
+# --state-transform name → the data config's robot (whose input transform converts the state).
+ROBOTS = {"b1k": "b1k", "b1k_baseline_2025": "b1k_baseline_2025", "none": "identity"}
 
 
-def _from_config(args: Args) -> tuple[pathlib.Path, str, int, pathlib.Path]:
-    """(dataset root, state transform name, action horizon, output dir) of a registered training config."""
-    from openpi.training import config as _config
-
+def _from_config(args: Args) -> tuple[pathlib.Path, _config.LeRobotDataConfig, int, pathlib.Path]:
+    """(dataset root, data config, action horizon, output dir) of a registered training config."""
     config = _config.get_config(args.config_name)
     data = config.data
     root = _lerobot.resolve_root(data.repo_id, args.root or data.root)
     assets_dir = pathlib.Path(data.assets.assets_dir) if data.assets.assets_dir else config.assets_dirs
     output_dir = args.output_dir or assets_dir / (data.assets.asset_id or data.repo_id)
-    return root, data.robot, args.action_horizon or config.model.action_horizon, output_dir
+    return root, data, args.action_horizon or config.model.action_horizon, output_dir
 
 
 def main(args: Args) -> None:
     if args.config_name is not None:
-        root, transform, horizon, output_dir = _from_config(args)
+        root, data, horizon, output_dir = _from_config(args)
     elif args.repo_id is None and args.root is None:
         raise SystemExit("Give --config-name, or --repo-id and/or --root.")
     else:
         root = _lerobot.resolve_root(args.repo_id, args.root)
-        transform, horizon = args.state_transform, args.action_horizon or 1
+        data, horizon = _config.LeRobotDataConfig(robot=ROBOTS[args.state_transform]), args.action_horizon or 1
         output_dir = args.output_dir or pathlib.Path("assets") / (args.repo_id or root.name)
+    if args.state_dims is not None:
+        data = dataclasses.replace(data, state_dims=args.state_dims)
     norm_stats = _stats.compute_norm_stats(
-        root, state_transform=STATE_TRANSFORMS[transform], action_horizon=horizon, max_frames=args.max_frames
+        root,
+        state_key=data.state_key,
+        action_key=data.action_key,
+        state_transform=data.robot_inputs().convert_state,
+        action_horizon=horizon,
+        max_frames=args.max_frames,
     )
     path = _normalize.save(output_dir, norm_stats)
     for key, value in norm_stats.items():

@@ -201,12 +201,14 @@ def base_norm_stats(source: Source, *, progress: bool = True) -> tuple[dict[str,
     if source.norm_stats_path is not None:
         return _normalize.load(source.norm_stats_path.parent), str(source.norm_stats_path)
     data = source.config.data if source.config is not None else None
-    order = {"b1k": "action", "b1k_baseline_2025": "baseline_2025"}.get(getattr(data, "robot", "b1k"))
+    state_transform = functools.partial(b1k_policy.proprio_to_state, state_order="action")
+    if hasattr(data, "robot_inputs"):  # the config's robot conversion and state dims, as in training
+        state_transform = data.robot_inputs().convert_state
     stats = _dataset_stats.compute_norm_stats(
         source.meta,
         state_key=getattr(data, "state_key", "observation.state"),
         action_key=source.action_key,
-        state_transform=None if order is None else functools.partial(b1k_policy.proprio_to_state, state_order=order),
+        state_transform=state_transform,
         action_horizon=source.horizon,
         progress=progress,
     )

@@ -112,6 +112,9 @@ class LeRobotDataConfig(DataConfigFactory):
     # Robot-specific state conversion: "b1k" turns R1Pro's 256-dim proprio into the 23-dim action-ordered
     # state; "b1k_baseline_2025" keeps the 2025 baseline's state order; "identity" uses the state as stored.
     robot: Literal["identity", "b1k", "b1k_baseline_2025"] = "b1k"
+    # Indices into the (robot-converted) state vector that the model sees, e.g. ``0 1 2 38`` of a 39-dim state;
+    # None = all. Norm stats are taken over the same dims.
+    state_dims: tuple[int, ...] | None = None
     # Number of leading action dims the robot uses (outputs keep these); None = all dims in the dataset.
     robot_action_dim: int | None = 23
     # "auto": quantiles for pi0.5, z-score for pi0 (openpi's choice).
@@ -127,8 +130,26 @@ class LeRobotDataConfig(DataConfigFactory):
     # stand-in for tests and the CPU demo.
     tokenizer: Literal["paligemma", "offline"] = "paligemma"
 
+    def __post_init__(self):
+        if self.state_dims is not None:
+            dims = list(self.state_dims)
+            if not dims or min(dims) < 0 or len(set(dims)) != len(dims):
+                raise ValueError(
+                    f"data.state_dims must be distinct non-negative indices into the state, got {self.state_dims}."
+                )
+
     def create(self, assets_dirs: pathlib.Path, model_config: ModelConfig) -> DataConfig:
         return _create_lerobot_data_config(self, assets_dirs, model_config)
+
+    def robot_inputs(self) -> Any:
+        """The robot's input transform (``lerobot_policy.LeRobotInputs``): state conversion and ``state_dims``.
+        Its ``convert_state`` is also what the norm-stats tools apply to the state column."""
+        from openpi.policies import lerobot_policy
+
+        if self.robot == "identity":
+            return lerobot_policy.LeRobotInputs(state_dims=self.state_dims)
+        order = "action" if self.robot == "b1k" else "baseline_2025"
+        return b1k_policy.B1KInputs(state_order=order, state_dims=self.state_dims)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -406,15 +427,10 @@ def cli(args: Sequence[str] | None = None, *, description: str | None = None) ->
 
 def _robot_io(factory: LeRobotDataConfig) -> tuple[Any, Any]:
     """The robot's input and output transforms (state conversion and the robot's own action dims)."""
-    from openpi.policies import b1k_policy as b1k
     from openpi.policies import lerobot_policy
 
-    if factory.robot == "identity":
-        inputs = lerobot_policy.LeRobotInputs()
-    else:
-        inputs = b1k.B1KInputs(state_order="action" if factory.robot == "b1k" else "baseline_2025")
     outputs = lerobot_policy.LeRobotOutputs(factory.robot_action_dim) if factory.robot_action_dim else None
-    return inputs, outputs
+    return factory.robot_inputs(), outputs
 
 
 def _create_lerobot_data_config(
