@@ -16,6 +16,7 @@ import tyro
 
 from openpi.datasets import lerobot as _lerobot
 from openpi.datasets import stats as _stats
+from openpi.policies import b1k_policy
 from openpi.shared import normalize as _normalize
 from openpi.training import config as _config
 
@@ -23,14 +24,18 @@ from openpi.training import config as _config
 @dataclasses.dataclass(frozen=True)
 class Args:
     config_name: str | None = None
-    """Training config to take the dataset, state transform, action horizon and output directory from."""
+    """Training config to take the dataset, keys, state transform, state dims, action horizon and output
+    directory from: a registered name, path/to/file.py:NAME or package.module:NAME. Any TrainConfig override
+    (e.g. --data.root DIR --data.state-dims 0 1 2) may follow."""
+    config_overrides: tyro.conf.Suppress[tuple[str, ...]] = ()
     repo_id: str | None = None
     """Dataset repo id; the data is read from --root or $HF_LEROBOT_HOME/<repo_id>."""
     root: pathlib.Path | None = None
     """Local dataset root (holding meta/info.json)."""
-    state_transform: Literal["b1k", "b1k_baseline_2025", "none"] = "b1k"
-    """b1k: 256-dim proprio → 23-dim state in action order; b1k_baseline_2025: the 2025 baseline's order.
-    With --config-name the config's robot decides."""
+    state_transform: Literal["auto", "b1k", "b1k_baseline_2025", "none"] = "auto"
+    """b1k: 256-dim proprio → 23-dim state in action order; b1k_baseline_2025: the 2025 baseline's order; none:
+    the state as stored; auto: b1k for a 256-dim state (B1K's proprio), else none. With --config-name the
+    config's robot decides."""
     state_dims: tuple[int, ...] | None = None
     """Indices of the (converted) state vector to take statistics over; default the config's data.state_dims,
     else all dims."""
@@ -47,13 +52,19 @@ class Args:
 ROBOTS = {"b1k": "b1k", "b1k_baseline_2025": "b1k_baseline_2025", "none": "identity"}
 
 
+def _dataset_robot(root: pathlib.Path, state_key: str) -> str:
+    """--state-transform auto: B1K's conversion for a dataset whose state is B1K's 256-dim proprio, else none."""
+    shape = _lerobot.LeRobotMetadata.load(root).features.get(state_key, {}).get("shape") or [0]
+    return "b1k" if shape[-1] == b1k_policy.PROPRIO_DIM else "identity"
+
+
 def _from_config(args: Args) -> tuple[pathlib.Path, _config.LeRobotDataConfig, int, pathlib.Path]:
     """(dataset root, data config, action horizon, output dir) of a registered training config."""
-    config = _config.get_config(args.config_name)
+    config = _config.get_config(args.config_name, args.config_overrides)
     data = config.data
     root = _lerobot.resolve_root(data.repo_id, args.root or data.root)
     assets_dir = pathlib.Path(data.assets.assets_dir) if data.assets.assets_dir else config.assets_dirs
-    output_dir = args.output_dir or assets_dir / (data.assets.asset_id or data.repo_id)
+    output_dir = args.output_dir or assets_dir / data.asset_name
     return root, data, args.action_horizon or config.model.action_horizon, output_dir
 
 
@@ -64,7 +75,8 @@ def main(args: Args) -> None:
         raise SystemExit("Give --config-name, or --repo-id and/or --root.")
     else:
         root = _lerobot.resolve_root(args.repo_id, args.root)
-        data, horizon = _config.LeRobotDataConfig(robot=ROBOTS[args.state_transform]), args.action_horizon or 1
+        robot = _dataset_robot(root, "observation.state") if args.state_transform == "auto" else ROBOTS[args.state_transform]
+        data, horizon = _config.LeRobotDataConfig(robot=robot), args.action_horizon or 1
         output_dir = args.output_dir or pathlib.Path("assets") / (args.repo_id or root.name)
     if args.state_dims is not None:
         data = dataclasses.replace(data, state_dims=args.state_dims)
@@ -83,8 +95,8 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    cli_args = tyro.cli(Args, description=__doc__.split("\n\n")[0])
+    cli_args, overrides = tyro.cli(Args, description=__doc__.split("\n\n")[0], return_unknown_args=True)
     try:
-        main(cli_args)
+        main(_config.with_config_overrides(cli_args, overrides))
     except (FileNotFoundError, ValueError) as error:  # missing dataset, unknown config, bad data: message only
         raise SystemExit(f"error: {error}") from None

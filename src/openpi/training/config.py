@@ -44,7 +44,8 @@ class LRSchedule:
 
     warmup_steps: int = 1_000
     peak_lr: float = 2.5e-5
-    decay_steps: int = 30_000
+    # None: decay over the whole run (the train config's num_train_steps).
+    decay_steps: int | None = None
     decay_lr: float = 2.5e-6
 
 
@@ -67,6 +68,14 @@ class DataConfigFactory(abc.ABC):
     # Local dataset root; defaults to ``$HF_LEROBOT_HOME/<repo_id>``.
     root: str | None = None
     assets: AssetsConfig = dataclasses.field(default_factory=AssetsConfig)
+
+    @property
+    def asset_name(self) -> str:
+        """Norm stats live in ``<assets_dir>/<asset_name>``: the asset id, else the repo id, else the root's name."""
+        name = self.assets.asset_id or self.repo_id or (pathlib.Path(self.root).expanduser().name if self.root else "")
+        if not name:
+            raise ValueError("The data config names no dataset: give --data.repo-id or --data.root.")
+        return name
 
     @abc.abstractmethod
     def create(self, assets_dirs: pathlib.Path, model_config: ModelConfig) -> Any:
@@ -201,6 +210,13 @@ class TrainConfig:
                              f"{self.num_train_steps}.")
 
     @property
+    def schedule(self) -> LRSchedule:
+        """``lr_schedule`` with an unset ``decay_steps`` following ``num_train_steps``: what the trainers use."""
+        if self.lr_schedule.decay_steps is not None:
+            return self.lr_schedule
+        return dataclasses.replace(self.lr_schedule, decay_steps=self.num_train_steps)
+
+    @property
     def assets_dirs(self) -> pathlib.Path:
         return (pathlib.Path(self.assets_base_dir) / self.name).resolve()
 
@@ -239,7 +255,7 @@ def lerobot_config(
     name: str,
     *,
     data: LeRobotDataConfig,
-    action_groups: Mapping[str, action_groups_lib.GroupDims],
+    action_groups: Mapping[str, action_groups_lib.GroupDims] | None,
     strategy: str,
     group_weights: Mapping[str, float] | None = None,
     pi05: bool = True,
@@ -253,14 +269,9 @@ def lerobot_config(
     swaps in a tiny model and short schedule so the config trains on a CPU in minutes."""
     model_fields: dict[str, Any] = {"pi05": pi05, **(DEMO_MODEL_FIELDS if demo else {}), **(model or {})}
     action_dim = model_fields.get("action_dim", 32)
-    groups = dict(action_groups)
-    covered = {d for name, dims in groups.items() for d in action_groups_lib.parse_dims(name, dims)}
-    if "padding" not in groups and len(covered) < action_dim:
-        groups["padding"] = (max(covered) + 1, action_dim)
-    if group_weights is not None and "padding" in groups:
-        group_weights = {"padding": 0.0, **group_weights}
-    dimension_weights = None
-    if strategy == "per_dimension" and group_weights is not None:
+    dimension_weights, groups = None, action_groups
+    if strategy == "per_dimension" and group_weights is not None and action_groups is not None:
+        groups, group_weights = action_groups_lib.complete_layout(action_groups, group_weights, action_dim)
         spec = action_groups_lib.ActionGroups.create(groups, action_dim)
         dimension_weights = tuple(float(v) for v in spec.dimension_weight_vector(group_weights))
         group_weights = None
@@ -326,7 +337,7 @@ DEMO_TRAIN_FIELDS: dict[str, Any] = dict(
     save_interval=100,
     keep_period=None,
     ema_decay=None,
-    lr_schedule=LRSchedule(warmup_steps=20, peak_lr=1e-3, decay_steps=300, decay_lr=1e-4),
+    lr_schedule=LRSchedule(warmup_steps=20, peak_lr=1e-3, decay_lr=1e-4),
 )
 
 _VARIANTS: list[tuple[str, dict[str, Any]]] = [
@@ -357,12 +368,36 @@ _VARIANTS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+def generic_lerobot_config(name: str, *, demo: bool = False) -> TrainConfig:
+    """``lerobot`` / ``lerobot_demo``: any LeRobot dataset from command-line flags alone (dataset, camera map,
+    keys, state dims, action groups and weights); the state is used as stored, outputs keep the dataset's
+    action dims. The demo twin uses the tiny model, offline tokenizer and action horizon 10."""
+    data = LeRobotDataConfig(
+        repo_id="",
+        image_keys={},
+        robot="identity",
+        robot_action_dim=None,
+        tokenizer="offline" if demo else "paligemma",
+    )
+    return lerobot_config(
+        name,
+        data=data,
+        action_groups=None,
+        strategy="uniform",
+        demo=demo,
+        model={"action_horizon": 10} if demo else None,
+        **({} if demo else {"weight_path": BASE_CHECKPOINTS["pi05"]}),
+    )
+
+
 def _registry() -> dict[str, TrainConfig]:
     configs = {}
     for name, kwargs in _VARIANTS:
         configs[name] = b1k_config(name, **kwargs)
         demo_kwargs = {k: v for k, v in kwargs.items() if k != "num_train_steps"}
         configs[f"{name}_demo"] = b1k_config(f"{name}_demo", demo=True, **demo_kwargs)
+    configs["lerobot"] = generic_lerobot_config("lerobot")
+    configs["lerobot_demo"] = generic_lerobot_config("lerobot_demo", demo=True)
     return configs
 
 
@@ -377,14 +412,65 @@ def configs() -> dict[str, TrainConfig]:
     return _CONFIGS
 
 
-def get_config(name: str) -> TrainConfig:
-    """The registered config ``name``; an unknown name raises ``ValueError`` listing the closest names."""
-    registry = configs()
-    if name not in registry:
-        close = difflib.get_close_matches(name, registry, n=3, cutoff=0.4)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(f"Unknown config {name!r}.{hint} Available: {', '.join(sorted(registry))}.")
-    return registry[name]
+def _load_config_reference(reference: str) -> TrainConfig:
+    """``path/to/file.py:NAME`` or ``package.module:NAME`` → the ``TrainConfig`` it names (or that the function
+    it names returns). A config without a ``name`` takes ``NAME`` (its assets and checkpoints go under it)."""
+    import importlib
+    import importlib.util
+
+    module_ref, attr = reference.rsplit(":", 1)
+    if module_ref.endswith(".py"):
+        path = pathlib.Path(module_ref).expanduser()
+        if not path.is_file():
+            raise ValueError(f"Config file {path} does not exist (from {reference!r}).")
+        spec = importlib.util.spec_from_file_location(f"_openpi_config_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(module_ref)
+        except ImportError as error:
+            raise ValueError(f"Cannot import config module {module_ref!r} (from {reference!r}): {error}") from None
+    if not hasattr(module, attr):
+        public = sorted(n for n in vars(module) if not n.startswith("_"))
+        raise ValueError(f"{module_ref} has no {attr!r} (from {reference!r}); it defines: {', '.join(public)}.")
+    config = getattr(module, attr)
+    if callable(config) and not isinstance(config, TrainConfig):
+        config = config()
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"{reference!r} is a {type(config).__name__}, not a TrainConfig (or a function returning one).")
+    return config if config.name else dataclasses.replace(config, name=attr)
+
+
+def get_config(name: str, overrides: Sequence[str] = ()) -> TrainConfig:
+    """The config ``name``: a registered name, ``path/to/file.py:NAME`` or ``package.module:NAME`` (a
+    ``TrainConfig`` or a function returning one), with command-line ``overrides`` (``--field.sub-field VALUE``)
+    applied. An unknown name raises ``ValueError`` listing the closest names."""
+    if ":" in name:
+        config = _load_config_reference(name)
+    else:
+        registry = configs()
+        if name not in registry:
+            close = difflib.get_close_matches(name, registry, n=3, cutoff=0.4)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise ValueError(
+                f"Unknown config {name!r}.{hint} Available: {', '.join(sorted(registry))}, or a config file as "
+                "path/to/file.py:NAME or package.module:NAME."
+            )
+        config = registry[name]
+    if overrides:
+        config = tyro.cli(TrainConfig, default=config, args=list(overrides))
+    return config
+
+
+def with_config_overrides(args: Any, overrides: Sequence[str]) -> Any:
+    """``args`` carrying the command line's TrainConfig overrides (the options the tool itself does not know);
+    they need a config to apply to."""
+    if not overrides:
+        return args
+    if getattr(args, "config_name", None) is None:
+        raise SystemExit(f"error: unrecognized options {' '.join(overrides)} (config overrides need --config-name).")
+    return dataclasses.replace(args, config_overrides=tuple(overrides))
 
 
 def _split_config_name(args: list[str]) -> tuple[str | None, list[str]]:
@@ -408,7 +494,11 @@ def cli(args: Sequence[str] | None = None, *, description: str | None = None) ->
     if name is None:
         listing = "\n  ".join(sorted(configs()))
         prog = pathlib.Path(sys.argv[0]).name
-        message = f"usage: {prog} [--config-name=]NAME [overrides ...] [--help]\n\nConfigs:\n  {listing}\n"
+        message = (
+            f"usage: {prog} [--config-name=]NAME [overrides ...] [--help]\n\nNAME is a registered config, "
+            f"path/to/file.py:NAME or package.module:NAME (a TrainConfig or a function returning one).\n\n"
+            f"Configs:\n  {listing}\n"
+        )
         if any(a in ("-h", "--help") for a in rest):
             print((description + "\n\n" if description else "") + message)
             raise SystemExit(0)
@@ -425,11 +515,31 @@ def cli(args: Sequence[str] | None = None, *, description: str | None = None) ->
     return config
 
 
-def _robot_io(factory: LeRobotDataConfig) -> tuple[Any, Any]:
-    """The robot's input and output transforms (state conversion and the robot's own action dims)."""
+def _model_image_keys() -> tuple[str, ...]:
+    from openpi.models import model as _model
+
+    return tuple(_model.IMAGE_KEYS)
+
+
+def _dataset_action_dim(factory: LeRobotDataConfig) -> int | None:
+    """The action size ``meta/info.json`` declares for ``action_key``, when the dataset is on disk."""
+    from openpi.datasets import lerobot as _lerobot
+
+    try:
+        meta = _lerobot.LeRobotMetadata.load(_lerobot.resolve_root(factory.repo_id or None, factory.root))
+    except (FileNotFoundError, ValueError):
+        return None
+    shape = meta.features.get(factory.action_key, {}).get("shape")
+    return int(shape[-1]) if shape else None
+
+
+def _robot_io(factory: LeRobotDataConfig, dataset_action_dim: int | None) -> tuple[Any, Any]:
+    """The robot's input and output transforms (state conversion, and the robot's own action dims: the config's
+    ``robot_action_dim``, else the dataset's action size)."""
     from openpi.policies import lerobot_policy
 
-    outputs = lerobot_policy.LeRobotOutputs(factory.robot_action_dim) if factory.robot_action_dim else None
+    action_dim = factory.robot_action_dim or dataset_action_dim
+    outputs = lerobot_policy.LeRobotOutputs(action_dim) if action_dim else None
     return factory.robot_inputs(), outputs
 
 
@@ -441,7 +551,12 @@ def _create_lerobot_data_config(
     from openpi.models import tokenizer as _tokenizer
     from openpi.shared import normalize as _normalize
 
-    asset_id = factory.assets.asset_id or factory.repo_id
+    asset_id = factory.asset_name
+    if not factory.image_keys:
+        raise ValueError(
+            "data.image_keys maps no camera: map the model's cameras (" + ", ".join(_model_image_keys()) + ") to "
+            "the dataset's video keys, e.g. --data.image-keys base_0_rgb observation.images.top."
+        )
     assets_dir = pathlib.Path(factory.assets.assets_dir or assets_dirs).expanduser()
     stats_dir = assets_dir / asset_id
     norm_stats = _normalize.load(stats_dir) if (stats_dir / "norm_stats.json").exists() else None
@@ -454,7 +569,7 @@ def _create_lerobot_data_config(
     }
     if factory.prompt_from_task:
         structure["prompt"] = "task"
-    robot_inputs, robot_outputs = _robot_io(factory)
+    robot_inputs, robot_outputs = _robot_io(factory, _dataset_action_dim(factory))
     delta = factory.delta_action_mask
     data_transforms = _transforms.Group(
         inputs=[robot_inputs, *([_transforms.DeltaActions(delta)] if delta else [])],
