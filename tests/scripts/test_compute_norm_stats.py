@@ -107,7 +107,7 @@ def test_norm_stats_script_covers_only_the_chosen_dims(mini_v21, tmp_path, load_
     # From a config: its data.state_dims decide.
     name = "pi05_b1k_demo"
     config = _config.cli([name, "--data.state-dims", "3", "4"])
-    monkeypatch.setattr(_config, "get_config", lambda _: config)
+    monkeypatch.setattr(_config, "get_config", lambda *_: config)
     script.main(script.Args(config_name=name, root=mini_v21, action_horizon=1, output_dir=tmp_path / "config"))
     np.testing.assert_allclose(normalize.load(tmp_path / "config")["state"].mean, full["state"].mean[[3, 4]], rtol=1e-6)
 
