@@ -14,11 +14,11 @@ from typing import Literal
 
 import tyro
 
-from openpi.datasets import lerobot as _lerobot
+from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.datasets import stats as _stats
-from openpi.policies import b1k_policy
 from openpi.shared import normalize as _normalize
 from openpi.training import config as _config
+from openpi.training import data_resolver
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,43 +48,31 @@ class Args:
     """Where norm_stats.json goes; default ./assets/<repo_id or dataset folder name>."""
 
 
-# --state-transform name → the data config's robot (whose input transform converts the state).
-ROBOTS = {"b1k": "b1k", "b1k_baseline_2025": "b1k_baseline_2025", "none": "identity"}
-
-
-def _dataset_robot(root: pathlib.Path, state_key: str) -> str:
-    """--state-transform auto: B1K's conversion for a dataset whose state is B1K's 256-dim proprio, else none."""
-    shape = _lerobot.LeRobotMetadata.load(root).features.get(state_key, {}).get("shape") or [0]
-    return "b1k" if shape[-1] == b1k_policy.PROPRIO_DIM else "identity"
-
-
-def _from_config(args: Args) -> tuple[pathlib.Path, _config.LeRobotDataConfig, int, pathlib.Path]:
-    """(dataset root, data config, action horizon, output dir) of a registered training config."""
-    config = _config.get_config(args.config_name, args.config_overrides)
-    data = config.data
-    root = _lerobot.resolve_root(data.repo_id, args.root or data.root)
-    assets_dir = pathlib.Path(data.assets.assets_dir) if data.assets.assets_dir else config.assets_dirs
-    output_dir = args.output_dir or assets_dir / data.asset_name
-    return root, data, args.action_horizon or config.model.action_horizon, output_dir
-
-
 def main(args: Args) -> None:
     if args.config_name is not None:
-        root, data, horizon, output_dir = _from_config(args)
+        config = _config.get_config(args.config_name, args.config_overrides)
+        data = config.data if args.state_dims is None else dataclasses.replace(config.data, state_dims=args.state_dims)
+        root = _lerobot_meta.resolve_root(data.repo_id or None, args.root or data.root)
+        decisions = data_resolver.resolve(data, config.model, config.assets_dirs)
+        transform, keys = decisions.state_transform, (data.state_key, data.action_key)
+        horizon = args.action_horizon or config.model.action_horizon
+        output_dir = args.output_dir or decisions.stats_dir
     elif args.repo_id is None and args.root is None:
         raise SystemExit("Give --config-name, or --repo-id and/or --root.")
     else:
-        root = _lerobot.resolve_root(args.repo_id, args.root)
-        robot = _dataset_robot(root, "observation.state") if args.state_transform == "auto" else ROBOTS[args.state_transform]
-        data, horizon = _config.LeRobotDataConfig(robot=robot), args.action_horizon or 1
+        root = _lerobot_meta.resolve_root(args.repo_id, args.root)
+        keys = ("observation.state", "action")
+        robot = args.state_transform
+        if robot == "auto":
+            shape = _lerobot_meta.LeRobotMetadata.load(root).features.get(keys[0], {}).get("shape") or [0]
+            robot = data_resolver.robot_for_state(shape[-1])
+        transform, horizon = data_resolver.state_transform(robot, args.state_dims), args.action_horizon or 1
         output_dir = args.output_dir or pathlib.Path("assets") / (args.repo_id or root.name)
-    if args.state_dims is not None:
-        data = dataclasses.replace(data, state_dims=args.state_dims)
     norm_stats = _stats.compute_norm_stats(
         root,
-        state_key=data.state_key,
-        action_key=data.action_key,
-        state_transform=data.robot_inputs().convert_state,
+        state_key=keys[0],
+        action_key=keys[1],
+        state_transform=transform,
         action_horizon=horizon,
         max_frames=args.max_frames,
     )

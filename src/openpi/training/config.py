@@ -20,9 +20,11 @@ from typing import Literal
 
 import tyro
 
+from openpi.datasets import episode_files
 from openpi.models import pi0_config
 from openpi.policies import b1k_policy
 from openpi.shared import action_groups as action_groups_lib
+from openpi.training import data_resolver
 
 ModelConfig = pi0_config.Pi0Config
 
@@ -68,14 +70,6 @@ class DataConfigFactory(abc.ABC):
     # Local dataset root; defaults to ``$HF_LEROBOT_HOME/<repo_id>``.
     root: str | None = None
     assets: AssetsConfig = dataclasses.field(default_factory=AssetsConfig)
-
-    @property
-    def asset_name(self) -> str:
-        """Norm stats live in ``<assets_dir>/<asset_name>``: the asset id, else the repo id, else the root's name."""
-        name = self.assets.asset_id or self.repo_id or (pathlib.Path(self.root).expanduser().name if self.root else "")
-        if not name:
-            raise ValueError("The data config names no dataset: give --data.repo-id or --data.root.")
-        return name
 
     @abc.abstractmethod
     def create(self, assets_dirs: pathlib.Path, model_config: ModelConfig) -> Any:
@@ -151,13 +145,13 @@ class LeRobotDataConfig(DataConfigFactory):
         return _create_lerobot_data_config(self, assets_dirs, model_config)
 
     def robot_inputs(self) -> Any:
-        """The robot's input transform (``lerobot_policy.LeRobotInputs``): state conversion and ``state_dims``.
-        Its ``convert_state`` is also what the norm-stats tools apply to the state column."""
+        """The robot's input transform (``lerobot_policy.LeRobotInputs``): the resolver's state conversion of
+        ``robot``, then ``state_dims``."""
         from openpi.policies import lerobot_policy
 
-        if self.robot == "identity":
+        order = data_resolver.STATE_ORDERS[self.robot]
+        if order is None:
             return lerobot_policy.LeRobotInputs(state_dims=self.state_dims)
-        order = "action" if self.robot == "b1k" else "baseline_2025"
         return b1k_policy.B1KInputs(state_order=order, state_dims=self.state_dims)
 
 
@@ -523,10 +517,10 @@ def _model_image_keys() -> tuple[str, ...]:
 
 def _dataset_action_dim(factory: LeRobotDataConfig) -> int | None:
     """The action size ``meta/info.json`` declares for ``action_key``, when the dataset is on disk."""
-    from openpi.datasets import lerobot as _lerobot
+    from openpi.datasets import lerobot_meta as _lerobot_meta
 
     try:
-        meta = _lerobot.LeRobotMetadata.load(_lerobot.resolve_root(factory.repo_id or None, factory.root))
+        meta = _lerobot_meta.LeRobotMetadata.load(_lerobot_meta.resolve_root(factory.repo_id or None, factory.root))
     except (FileNotFoundError, ValueError):
         return None
     shape = meta.features.get(factory.action_key, {}).get("shape")
@@ -547,20 +541,16 @@ def _create_lerobot_data_config(
     factory: LeRobotDataConfig, assets_dirs: pathlib.Path, model_config: ModelConfig
 ) -> DataConfig:
     from openpi import transforms as _transforms
-    from openpi.analysis import arm_heavy
     from openpi.models import tokenizer as _tokenizer
     from openpi.shared import normalize as _normalize
 
-    asset_id = factory.asset_name
+    decisions = data_resolver.resolve(factory, model_config, assets_dirs)
+    norm_stats = _normalize.load(decisions.stats_dir) if decisions.stats_file.exists() else None
     if not factory.image_keys:
         raise ValueError(
             "data.image_keys maps no camera: map the model's cameras (" + ", ".join(_model_image_keys()) + ") to "
             "the dataset's video keys, e.g. --data.image-keys base_0_rgb observation.images.top."
         )
-    assets_dir = pathlib.Path(factory.assets.assets_dir or assets_dirs).expanduser()
-    stats_dir = assets_dir / asset_id
-    norm_stats = _normalize.load(stats_dir) if (stats_dir / "norm_stats.json").exists() else None
-    use_quantiles = model_config.pi05 if factory.norm == "auto" else factory.norm == "quantile"
 
     structure = {
         "images": {slot: key for slot, key in factory.image_keys.items()},
@@ -587,8 +577,8 @@ def _create_lerobot_data_config(
             _transforms.PadStatesAndActions(model_config.action_dim),
         ]
     )
-    episodes_path = factory.episodes_path.format(assets_dir=assets_dir) if factory.episodes_path else None
-    if episodes_path and not pathlib.Path(episodes_path).exists():
+    episodes_path = decisions.episodes_path
+    if episodes_path and not episodes_path.exists():
         raise FileNotFoundError(
             f"Episode list {episodes_path} does not exist. Write it with scripts/filter_arm_heavy_episodes.py "
             f"--config-name=... --output-path={episodes_path}, or override --data.episodes-path."
@@ -596,15 +586,15 @@ def _create_lerobot_data_config(
     return DataConfig(
         repo_id=factory.repo_id,
         root=str(pathlib.Path(factory.root).expanduser()) if factory.root else None,
-        asset_id=asset_id,
+        asset_id=decisions.asset_id,
         norm_stats=norm_stats,
         repack_transforms=_transforms.Group(inputs=[_transforms.RepackTransform(structure)]),
         data_transforms=data_transforms,
         model_transforms=model_transforms,
-        use_quantile_norm=use_quantiles,
+        use_quantile_norm=decisions.use_quantiles,
         action_key=factory.action_key,
-        episodes=tuple(arm_heavy.load_episode_list(episodes_path)) if episodes_path else None,
-        sample_weights_path=factory.sample_weights_path,
+        episodes=tuple(episode_files.load_episode_list(episodes_path)) if episodes_path else None,
+        sample_weights_path=str(decisions.sample_weights_path) if decisions.sample_weights_path else None,
     )
 
 
