@@ -48,15 +48,21 @@ class Args:
     """Where norm_stats.json goes; default ./assets/<repo_id or dataset folder name>."""
 
 
+def _from_config(args: Args) -> tuple[pathlib.Path, data_resolver.DataDecisions, tuple[str, str], int, pathlib.Path]:
+    """(dataset root, the resolver's decisions, (state key, action key), action horizon, output dir) of the
+    training config, with ``--state-dims`` replacing the config's."""
+    config = _config.get_config(args.config_name, args.config_overrides)
+    data = config.data if args.state_dims is None else dataclasses.replace(config.data, state_dims=args.state_dims)
+    root = _lerobot_meta.resolve_root(data.repo_id or None, args.root or data.root)
+    decisions = data_resolver.resolve(data, config.model, config.assets_dirs)
+    horizon = args.action_horizon or config.model.action_horizon
+    return root, decisions, (data.state_key, data.action_key), horizon, args.output_dir or decisions.stats_dir
+
+
 def main(args: Args) -> None:
     if args.config_name is not None:
-        config = _config.get_config(args.config_name, args.config_overrides)
-        data = config.data if args.state_dims is None else dataclasses.replace(config.data, state_dims=args.state_dims)
-        root = _lerobot_meta.resolve_root(data.repo_id or None, args.root or data.root)
-        decisions = data_resolver.resolve(data, config.model, config.assets_dirs)
-        transform, keys = decisions.state_transform, (data.state_key, data.action_key)
-        horizon = args.action_horizon or config.model.action_horizon
-        output_dir = args.output_dir or decisions.stats_dir
+        root, decisions, keys, horizon, output_dir = _from_config(args)
+        transform = decisions.state_transform
     elif args.repo_id is None and args.root is None:
         raise SystemExit("Give --config-name, or --repo-id and/or --root.")
     else:
