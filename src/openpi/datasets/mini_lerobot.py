@@ -11,7 +11,6 @@ Meant for trying the generic ``lerobot`` config and for tests; the defaults foll
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 
 import numpy as np
@@ -19,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import tyro
 
+from openpi.datasets import mini_b1k  # shares its parquet / JSON writing helpers
 from openpi.datasets import video as _video
 
 TASKS = ("reach the red button", "push the block to the goal", "open the drawer")
@@ -60,20 +60,6 @@ def _episode(config: MiniLeRobotConfig, index: int) -> tuple[np.ndarray, np.ndar
     return actions.astype(np.float32), states.astype(np.float32), frames
 
 
-def _vector(values: np.ndarray) -> pa.FixedSizeListArray:
-    return pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(values).reshape(-1)), values.shape[1])
-
-
-def _stats(values: np.ndarray) -> dict:
-    values = values.reshape(len(values), -1).astype(np.float64)
-    return {"min": values.min(0).tolist(), "max": values.max(0).tolist(), "mean": values.mean(0).tolist(),
-            "std": values.std(0).tolist(), "count": [len(values)]}
-
-
-def _write_jsonl(path: pathlib.Path, rows: list[dict]) -> None:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-
-
 def write(config: MiniLeRobotConfig) -> pathlib.Path:
     """Writes the dataset and returns its root."""
     root = pathlib.Path(config.root).expanduser()
@@ -87,8 +73,8 @@ def write(config: MiniLeRobotConfig) -> pathlib.Path:
         actions, states, frames = _episode(config, index)
         n, task_index = len(actions), index % config.num_tasks
         table = pa.table({
-            "action": _vector(actions),
-            "observation.state": _vector(states),
+            "action": mini_b1k._vector(actions),
+            "observation.state": mini_b1k._vector(states),
             "timestamp": pa.array((np.arange(n) / config.fps).astype(np.float32)),
             "frame_index": pa.array(np.arange(n, dtype=np.int64)),
             "episode_index": pa.array(np.full(n, index, dtype=np.int64)),
@@ -100,8 +86,9 @@ def write(config: MiniLeRobotConfig) -> pathlib.Path:
         pq.write_table(table, path)
         for camera, images in frames.items():
             _video.write_video(root / f"videos/chunk-000/{camera}/episode_{index:06d}.mp4", images, config.fps, config.codec)
-        episodes.append({"episode_index": index, "tasks": [TASKS[task_index % len(TASKS)]], "length": n})
-        stats.append({"episode_index": index, "stats": {"action": _stats(actions), "observation.state": _stats(states)}})
+        episodes.append({"episode_index": index, "tasks": [TASKS[task_index]], "length": n})
+        columns = {"action": actions, "observation.state": states}
+        stats.append({"episode_index": index, "stats": {k: mini_b1k._feature_stats(v) for k, v in columns.items()}})
         start += n
     video = {
         "dtype": "video",
@@ -133,10 +120,10 @@ def write(config: MiniLeRobotConfig) -> pathlib.Path:
         "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4",
         "features": features,
     }
-    (root / "meta/info.json").write_text(json.dumps(info, indent=2))
-    _write_jsonl(root / "meta/tasks.jsonl", [{"task_index": i, "task": TASKS[i % len(TASKS)]} for i in range(config.num_tasks)])
-    _write_jsonl(root / "meta/episodes.jsonl", episodes)
-    _write_jsonl(root / "meta/episodes_stats.jsonl", stats)
+    mini_b1k._write_json(root / "meta/info.json", info)
+    mini_b1k._write_jsonl(root / "meta/tasks.jsonl", [{"task_index": i, "task": TASKS[i]} for i in range(config.num_tasks)])
+    mini_b1k._write_jsonl(root / "meta/episodes.jsonl", episodes)
+    mini_b1k._write_jsonl(root / "meta/episodes_stats.jsonl", stats)
     return root
 
 
