@@ -52,6 +52,7 @@ def run(args: Args, predict: evaluation.Predict | None = None) -> dict[str, Any]
         stats,
         use_quantiles=source.use_quantiles,
         horizon=source.horizon,
+        roles=source.roles,
         configured=source.weighting,
         group_names=args.groups,
         thresholds=magnitudes.MotionThresholds(args.position_threshold, args.velocity_threshold),
@@ -76,6 +77,7 @@ def run(args: Args, predict: evaluation.Predict | None = None) -> dict[str, Any]
             stats,
             use_quantiles=source.use_quantiles,
             horizon=source.horizon,
+            roles=source.roles,
             observation_fn=observation_fn,
             progress=True,
         )

@@ -58,6 +58,7 @@ def run(args: Args, predict: evaluation.Predict | None = None) -> dict[str, Any]
         stats,
         use_quantiles=source.use_quantiles,
         horizon=source.horizon,
+        roles=source.roles,
         stride=args.stride,
         batch_size=args.batch_size,
         observation_fn=observation_fn,

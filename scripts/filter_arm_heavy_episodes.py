@@ -58,7 +58,7 @@ def run(args: Args) -> dict[str, Any]:
         print(f"Skill annotations found for {len(labels)} of {len(table.lengths)} episodes (motion used for the rest).")
     output = pathlib.Path(args.output_path)
     if args.level == "episode":
-        selection = arm_heavy.select_episodes(table, criterion, labels=labels)
+        selection = arm_heavy.select_episodes(table, criterion, labels=labels, roles=source.roles)
         episode_files.save_episode_list(output, selection, criterion=criterion, repo_id=source.repo_id)
         frames = int(sum(table.lengths[list(table.episode_index).index(e)] for e in selection.episodes))
         print(
@@ -66,7 +66,7 @@ def run(args: Args) -> dict[str, Any]:
             f"({frames} of {len(table.actions)} frames). Wrote {output}"
         )
         return {"episodes": selection.episodes, "details": selection.details, "path": str(output)}
-    weights = arm_heavy.window_weights(table, criterion, labels=labels)
+    weights = arm_heavy.window_weights(table, criterion, labels=labels, roles=source.roles)
     episode_files.save_sample_weights(output, weights, criterion=criterion, repo_id=source.repo_id)
     allw = np.concatenate(list(weights.values()))
     heavy = float(np.mean(allw > 1.0))

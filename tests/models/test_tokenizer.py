@@ -54,9 +54,18 @@ def test_discretize_state_uses_256_equal_bins_on_minus_one_to_one():
     assert _tokenizer.discretize_state(values).tolist() == [0, 0, 1, 128, 255, 255, 0]
 
 
-def test_truncates_to_max_len(sp_model_path):
-    tokens, mask = _tokenizer.PaligemmaTokenizer(max_len=4, path=sp_model_path).tokenize("pick up the red cup")
-    assert tokens.shape == (4,) and mask.all()
+def test_a_prompt_that_would_be_cut_is_an_error_and_one_near_the_limit_a_warning(caplog):
+    # Byte-level: BOS + one token per byte + "\n" → "abcdefgh" is 10 tokens.
+    with pytest.raises(ValueError, match=r"10 tokens does not fit max_token_len=9.*--model.max-token-len"):
+        _tokenizer.FallbackTokenizer(max_len=9).tokenize("abcdefgh")
+    with caplog.at_level("WARNING", logger="openpi"):
+        _tokenizer.FallbackTokenizer(max_len=12).tokenize("abcdefgh")  # 10 <= 0.9 * 12: quiet
+        assert not caplog.records
+        tok = _tokenizer.FallbackTokenizer(max_len=11)  # 10 > 0.9 * 11: warned, once
+        tokens, mask = tok.tokenize("abcdefgh")
+        tok.tokenize("abcdefgh")
+    assert len(caplog.records) == 1 and "within 10% of max_token_len=11" in caplog.records[0].getMessage()
+    assert mask.sum() == 10 and tokens.shape == (11,)
 
 
 def test_missing_model_error_says_where_it_looked_and_never_downloads(tmp_path, monkeypatch):
@@ -74,7 +83,7 @@ def test_default_location_is_openpi_data_home(sp_model_path, tmp_path, monkeypat
     target = tmp_path / "big_vision" / "paligemma_tokenizer.model"
     target.parent.mkdir()
     target.write_bytes(sp_model_path.read_bytes())
-    tokens, _ = _tokenizer.PaligemmaTokenizer(max_len=8).tokenize("open the door")
+    tokens, _ = _tokenizer.PaligemmaTokenizer(max_len=32).tokenize("open the door")
     assert tokens[0] == 2
 
 

@@ -7,6 +7,7 @@ import pytest
 from openpi.datasets import stats as _stats
 from openpi.policies import b1k_policy
 from openpi.shared import normalize
+from openpi.training import config as _config
 from openpi.training import data_loader as _dl
 
 
@@ -91,3 +92,24 @@ def test_script_takes_dataset_and_assets_from_a_config(mini_v21, tmp_path, load_
     written = normalize.load(config.assets_dirs / asset_id)
     assert len(written["actions"].mean) == 23  # the B1K robot transform made a 23-dim state
     assert len(written["state"].mean) == 23
+
+
+def test_norm_stats_script_covers_only_the_chosen_dims(mini_v21, tmp_path, load_script, monkeypatch):
+    script = load_script("compute_norm_stats")
+    full = _stats.compute_norm_stats(mini_v21, state_transform=b1k_policy.proprio_to_state, progress=False)
+    dims = (22, 7, 0)
+    script.main(script.Args(root=mini_v21, state_dims=dims, output_dir=tmp_path / "cli"))
+    written = normalize.load(tmp_path / "cli")
+    for field in ("mean", "std", "q01", "q99"):
+        np.testing.assert_allclose(getattr(written["state"], field), getattr(full["state"], field)[list(dims)], rtol=1e-6)
+    np.testing.assert_allclose(written["actions"].mean, full["actions"].mean, rtol=1e-6)  # actions untouched
+
+    # From a config: its data.state_dims decide.
+    name = "pi05_b1k_demo"
+    config = _config.cli([name, "--data.state-dims", "3", "4"])
+    monkeypatch.setattr(_config, "get_config", lambda *_: config)
+    script.main(script.Args(config_name=name, root=mini_v21, action_horizon=1, output_dir=tmp_path / "config"))
+    np.testing.assert_allclose(normalize.load(tmp_path / "config")["state"].mean, full["state"].mean[[3, 4]], rtol=1e-6)
+
+    with pytest.raises(ValueError, match="outside the dataset's 23-dim state"):
+        script.main(script.Args(root=mini_v21, state_dims=(23,), output_dir=tmp_path / "bad"))

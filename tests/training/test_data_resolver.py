@@ -36,9 +36,13 @@ class _Stop(Exception):
 @pytest.mark.parametrize("name", sorted(_config.configs()))
 def test_every_consumer_takes_the_resolvers_answers(name, mini_v21, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the registry's relative assets_base_dir lands here
-    config = _config.get_config(name)
+    # The generic configs name their dataset and cameras on the command line.
+    overrides = ("--data.root", str(mini_v21), "--data.image-keys", "base_0_rgb", "x") if "lerobot" in name else ()
+    config = _config.get_config(name, overrides)
     decisions = data_resolver.resolve_train_config(config)
-    assert decisions.stats_dir == pathlib.Path(config.assets_dirs) / (config.data.assets.asset_id or config.data.repo_id)
+    data = config.data
+    asset = data.assets.asset_id or data.repo_id or pathlib.Path(data.root).name  # generic configs: the root's name
+    assert decisions.stats_dir == pathlib.Path(config.assets_dirs) / asset
     stats = {
         "state": _normalize.NormStats(mean=np.zeros(23), std=np.ones(23), q01=-np.ones(23), q99=np.ones(23)),
         "actions": _normalize.NormStats(mean=np.ones(23), std=np.ones(23), q01=-np.ones(23), q99=np.ones(23)),
@@ -67,12 +71,12 @@ def test_every_consumer_takes_the_resolvers_answers(name, mini_v21, tmp_path, mo
     # The norm-stats script writes where create() reads.
     script = _norm_stats_script()
     monkeypatch.setattr(script._lerobot_meta, "resolve_root", lambda repo_id, root=None: mini_v21)
-    _, robot, _, output_dir = script._from_config(script.Args(config_name=name))
-    assert output_dir == decisions.stats_dir and robot == config.data.robot
+    _, resolved, _, _, output_dir = script._from_config(script.Args(config_name=name, config_overrides=overrides))
+    assert output_dir == decisions.stats_dir and resolved == decisions
 
     # The analysis tools read the same file with the same norm kind.
     if not any(getattr(config.data, "delta_action_mask", None) or ()):
-        source = sources.resolve(sources.SourceArgs(config_name=name, root=str(mini_v21)))
+        source = sources.resolve(sources.SourceArgs(config_name=name, root=str(mini_v21), config_overrides=overrides))
         assert source.norm_stats_path == decisions.stats_file
         assert source.use_quantiles == decisions.use_quantiles
 
@@ -85,7 +89,7 @@ def test_every_consumer_takes_the_resolvers_answers(name, mini_v21, tmp_path, mo
 
     (tmp_path / "ckpt" / "params").mkdir(parents=True)
     monkeypatch.setattr(policy_config, "load_norm_stats", capture)
-    monkeypatch.setattr(_config, "get_config", lambda _name: config)
+    monkeypatch.setattr(_config, "get_config", lambda *_: config)
     train_config = dataclasses.replace(config, data=data)
     with pytest.raises(_Stop):
         policy_config.create_trained_policy(train_config, tmp_path / "ckpt")

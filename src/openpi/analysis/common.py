@@ -7,6 +7,7 @@ frames without crossing episodes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from collections.abc import Sequence
 import dataclasses
 import warnings
@@ -107,7 +108,32 @@ class BodyRoles:
     grippers: tuple[int, ...] = tuple(b1k_policy.LEFT_GRIPPER + b1k_policy.RIGHT_GRIPPER)
 
 
+    @classmethod
+    def from_layout(cls, groups: _groups.ActionGroups, roles: Mapping[str, _groups.BodyRole]) -> BodyRoles:
+        """The dims of the groups with each role (``roles``: group name → role, see ``action_groups.body_roles``)."""
+        def dims(role: str) -> tuple[int, ...]:
+            return tuple(sorted(d for n, ds in zip(groups.names, groups.dims, strict=True) if roles.get(n) == role for d in ds))
+
+        return cls(base=dims("base"), arms=dims("arm"), grippers=dims("gripper"))
+
+
 R1PRO_ROLES = BodyRoles()
+
+
+def check_layout_fits(groups: _groups.ActionGroups, data_dims: int, where: str) -> None:
+    """Refuses a group layout that does not describe the data's ``data_dims`` action dims: a named group reaching
+    past them, or data dims left to ``padding`` (``where`` names the layout's origin for the fix)."""
+    named = {n: ds for n, ds in zip(groups.names, groups.dims, strict=True) if n != "padding"}
+    beyond = {n: [d for d in ds if d >= data_dims] for n, ds in named.items()}
+    beyond = {n: ds for n, ds in beyond.items() if ds}
+    unnamed = sorted(set(range(data_dims)) - {d for ds in named.values() for d in ds})
+    if beyond or unnamed:
+        problem = f"groups {beyond} reach past them" if beyond else f"dims {unnamed} belong to no named group"
+        raise ValueError(
+            f"The action layout ({where}: {groups.to_json()}) does not fit the dataset's {data_dims}-dim action: "
+            f"{problem}. Describe the robot's actions with --model.action-groups NAME DIMS ... (e.g. xyz 0:3 "
+            "gripper 3) on a config such as lerobot, or name a config made for this robot with --config-name."
+        )
 
 
 def data_groups(groups: _groups.ActionGroups, num_dims: int) -> dict[str, tuple[int, ...]]:

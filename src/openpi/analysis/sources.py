@@ -4,7 +4,8 @@ skill annotations and norm stats. Only parquet columns are read; video is never 
 ``SourceArgs`` holds the CLI options every tool shares. ``--config-name`` resolves through
 ``openpi.training.config.get_config``: dataset repo/root, action key, norm type, norm-stats asset and the
 validated group layout ``model.loss_weighting.groups``. Without a config, ``--repo-id`` / ``--root`` name the
-dataset and R1Pro's layout (``b1k_policy.R1PRO_ACTION_GROUPS``, padded to 32 dims) is used.
+dataset and R1Pro's layout (``b1k_policy.R1PRO_ACTION_GROUPS``, padded to 32 dims) is used. Body roles (arms,
+grippers, base) come from the layout; a layout that does not fit the data's action dim is refused.
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ class SourceArgs:
     """Options shared by the analysis tools."""
 
     config_name: str | None = None
-    """Registered training config (dataset, group layout, norm type and norm-stats asset come from it)."""
+    """Training config (dataset, group layout, body roles, norm type and norm-stats asset come from it): a
+    registered name, path/to/file.py:NAME or package.module:NAME. Any TrainConfig override (e.g. --data.root DIR
+    --model.action-groups xyz 0:3 gripper 3) may follow the tool's own options."""
+    config_overrides: tyro.conf.Suppress[tuple[str, ...]] = ()
     repo_id: str | None = None
     """Dataset repo id (looked up under $HF_LEROBOT_HOME) when no config is given, or to override the config's."""
     root: str | None = None
@@ -63,6 +67,7 @@ class Source:
     repo_id: str | None
     meta: _lerobot_meta.LeRobotMetadata
     groups: _groups.ActionGroups
+    roles: common.BodyRoles  # which dims are arms, grippers and base (from the layout's body roles)
     weighting: _lw.LossWeighting | None
     horizon: int
     use_quantiles: bool
@@ -78,7 +83,7 @@ def resolve(args: SourceArgs) -> Source:
     if args.config_name is not None:
         from openpi.training import config as _config  # heavy; only when a config is named
 
-        config = _config.get_config(args.config_name)
+        config = _config.get_config(args.config_name, args.config_overrides)
         if any(getattr(config.data, "delta_action_mask", None) or ()):
             raise ValueError(
                 f"Config {args.config_name!r} trains delta actions; these tools analyze the absolute action column "
@@ -86,9 +91,11 @@ def resolve(args: SourceArgs) -> Source:
             )
         repo_id = args.repo_id or config.data.repo_id
         root = args.root or (None if args.repo_id else config.data.root)
-        groups = config.model.loss_weighting.groups
+        groups, roles = config.model.loss_weighting.groups, config.model.group_roles
+        where = f"config {args.config_name!r}"
         if groups is None:
             groups = _groups.ActionGroups.create(b1k_policy.R1PRO_ACTION_GROUPS, config.model.action_dim)
+            roles, where = _groups.body_roles(groups.names), f"R1Pro's, as config {args.config_name!r} has none"
         weighting, horizon = config.model.loss_weighting, config.model.action_horizon
         action_key = config.data.action_key
         decisions = data_resolver.resolve_train_config(config)
@@ -98,6 +105,7 @@ def resolve(args: SourceArgs) -> Source:
             raise ValueError("Name a training config (--config-name) or a dataset (--repo-id and/or --root).")
         repo_id, root = args.repo_id, args.root
         groups = _groups.ActionGroups.create(b1k_policy.R1PRO_ACTION_GROUPS, b1k_policy.PADDED_ACTION_DIM)
+        roles, where = _groups.body_roles(groups.names), "R1Pro's, used without --config-name"
         weighting, horizon, action_key, norm, stats_dir = None, 50, "action", "zscore", None
     if args.norm != "auto":
         norm = args.norm
@@ -107,12 +115,17 @@ def resolve(args: SourceArgs) -> Source:
             raise FileNotFoundError(f"No {_normalize.NORM_STATS_FILE} in {stats_dir}.")
     path = _lerobot_meta.resolve_root(repo_id, root)
     meta = _lerobot_meta.LeRobotMetadata.load(path)
+    shape = meta.features.get(action_key, {}).get("shape")
+    if not shape:
+        raise ValueError(f"{path}/meta/info.json declares no feature {action_key!r}; features: {sorted(meta.features)}.")
+    common.check_layout_fits(groups, int(shape[-1]), where)
     stats_file = stats_dir / _normalize.NORM_STATS_FILE if stats_dir is not None else None
     return Source(
         root=path,
         repo_id=repo_id,
         meta=meta,
         groups=groups,
+        roles=common.BodyRoles.from_layout(groups, roles),
         weighting=weighting,
         horizon=horizon,
         use_quantiles=norm == "quantile",
@@ -185,6 +198,15 @@ def load_norm_stats(source: Source, table: common.ActionTable) -> tuple[_normali
     return common.data_norm_stats(table), "computed from the dataset's action column"
 
 
+def _state_transform(source: Source):
+    """The state conversion training applies: the config's robot and state dims, else the dataset's (B1K's for
+    a 256-dim proprio, none otherwise)."""
+    if source.config is not None:
+        return data_resolver.resolve_train_config(source.config).state_transform
+    shape = source.meta.features.get("observation.state", {}).get("shape") or [0]
+    return data_resolver.state_transform(data_resolver.robot_for_state(shape[-1]))
+
+
 def base_norm_stats(source: Source, *, progress: bool = True) -> tuple[dict[str, _normalize.NormStats], str]:
     """All norm-stats entries (state and actions): the config's asset or ``--norm-stats-dir`` when present,
     else computed from the parquet columns like ``scripts/compute_norm_stats.py`` (actions weighted as chunks
@@ -196,7 +218,7 @@ def base_norm_stats(source: Source, *, progress: bool = True) -> tuple[dict[str,
         source.meta,
         state_key=getattr(data, "state_key", "observation.state"),
         action_key=source.action_key,
-        state_transform=data_resolver.state_transform(getattr(data, "robot", "b1k")),
+        state_transform=_state_transform(source),
         action_horizon=source.horizon,
         progress=progress,
     )
@@ -286,8 +308,10 @@ def with_checkpoint_norm_stats(source: Source, checkpoint: str) -> Source:
 def tool_main(args_type: type, run: Callable[[Any], Any], description: str | None) -> None:
     """The command line of every analysis tool: parse ``args_type`` with tyro, run, and turn user errors
     (missing files, bad names or values) into one ``error: ...`` line and exit status 1."""
-    args = tyro.cli(args_type, description=description)
+    from openpi.training import config as _config
+
+    args, overrides = tyro.cli(args_type, description=description, return_unknown_args=True)
     try:
-        run(args)
+        run(_config.with_config_overrides(args, overrides))
     except (FileNotFoundError, ValueError, KeyError) as error:
         sys.exit(f"error: {error}")

@@ -5,10 +5,12 @@ from collections.abc import Sequence
 import dataclasses
 import functools
 import re
+from typing import Annotated
 
 import flax.nnx as nnx
 import jax
 import jax.numpy as jnp
+import tyro
 
 from openpi.models import gemma as _gemma
 from openpi.models import model as _model
@@ -24,13 +26,29 @@ def path_regex(pattern: str) -> nnx.filterlib.Filter:
     return lambda path, _: compiled.fullmatch("/".join(str(p) for p in path)) is not None
 
 
+# ``--model.action-groups xyz 0:3 gripper 3`` on the command line: NAME DIMS pairs, DIMS ``a:b`` or ``i,j,k``.
+ActionGroupsArg = Annotated[
+    Mapping[str, _groups.GroupDims] | None,
+    tyro.constructors.PrimitiveConstructorSpec(
+        nargs="*",
+        metavar="NAME DIMS [NAME DIMS ...]",
+        instance_from_str=_groups.pairs_to_groups,
+        is_instance=lambda x: x is None or isinstance(x, Mapping),
+        str_from_instance=lambda x: (
+            ["None"] if x is None else [t for n, d in x.items() for t in (n, _groups.dims_to_text(d))]
+        ),
+    ),
+]
+
+
 @dataclasses.dataclass(frozen=True)
 class Pi0Config(_model.BaseModelConfig):
     """pi0 / pi0.5 configuration (openpi's fields and defaults) with the loss-weighting fields of this project.
 
     ``loss_weighting_strategy`` defaults to ``"uniform"``, upstream openpi's behaviour. ``action_groups`` maps a
-    group name to a half-open range ``(start, end)`` or a list of indices and must cover every action dim;
-    ``group_weights`` gives each group one weight. Invalid combinations raise ``ValueError`` here, before any
+    group name to a half-open range ``(start, end)``, a list of indices or the text ``a:b`` / ``i,j``; dims no
+    group names join a ``padding`` group of weight 0. ``group_weights`` gives each group one weight;
+    ``body_roles`` says which groups are arms, grippers or base (default: from the group names). Invalid combinations raise ``ValueError`` here, before any
     model or data is built.
 
     ``vision_variant`` and ``image_resolution`` keep openpi's So400m/14 at 224x224 by default; a tiny tower
@@ -54,8 +72,14 @@ class Pi0Config(_model.BaseModelConfig):
 
     # Action-group loss weighting.
     loss_weighting_strategy: _lw.Strategy = "uniform"
-    action_groups: Mapping[str, _groups.GroupDims] | None = None
+    # NAME DIMS pairs, e.g. ``xyz 0:3 gripper 3``; DIMS is ``start:end`` or comma-separated indices. Dims no group
+    # names become the ``padding`` group (weight 0).
+    action_groups: ActionGroupsArg = None
+    # NAME WEIGHT pairs, e.g. ``xyz 1 gripper 2`` (``padding`` defaults to 0).
     group_weights: Mapping[str, float] | None = None
+    # NAME ROLE pairs overriding the role guessed from each group's name (``gripper``/``arm``/``base`` in the name,
+    # else ``other``), e.g. ``xyz arm``. The analyzer and evaluator measure arms, grippers and base by role.
+    body_roles: Mapping[str, _groups.BodyRole] | None = None
     dimension_weights: Sequence[float] | None = None
     use_delta_weighting: bool = True
     delta_alpha: float = 0.2
@@ -69,6 +93,10 @@ class Pi0Config(_model.BaseModelConfig):
             object.__setattr__(self, "max_token_len", 200 if self.pi05 else 48)
         if self.discrete_state_input is None:
             object.__setattr__(self, "discrete_state_input", self.pi05)
+        if self.action_groups is not None:
+            groups, weights = _groups.complete_layout(self.action_groups, self.group_weights, self.action_dim)
+            object.__setattr__(self, "action_groups", groups)
+            object.__setattr__(self, "group_weights", weights)
         for field in ("paligemma_variant", "action_expert_variant"):
             if getattr(self, field) not in _gemma.VARIANTS:
                 raise ValueError(
@@ -88,6 +116,17 @@ class Pi0Config(_model.BaseModelConfig):
                 f"of vision_variant={self.vision_variant!r}."
             )
         self.loss_weighting  # noqa: B018  # validate now, not at the first training step
+        self.group_roles  # noqa: B018
+
+    @property
+    def group_roles(self) -> dict[str, _groups.BodyRole]:
+        """Each action group's body role (``body_roles`` over the guess from its name); empty without groups."""
+        groups = self.loss_weighting.groups
+        if groups is None:
+            if self.body_roles:
+                raise ValueError("model.body_roles were given without model.action_groups; define the groups first.")
+            return {}
+        return _groups.body_roles(groups.names, self.body_roles)
 
     @functools.cached_property
     def loss_weighting(self) -> _lw.LossWeighting:

@@ -1,8 +1,8 @@
 """Prompt tokenizers: the PaliGemma SentencePiece model (never downloaded) and an offline byte-level fallback.
 
 Both produce openpi's formats: pi0 ``BOS + text + "\\n"``; pi0.5 with discrete state
-``BOS + "Task: {text}, State: {256-bin state};\\nAction: "``. Output is padded (id 0, mask False) or truncated
-to ``max_len``.
+``BOS + "Task: {text}, State: {256-bin state};\\nAction: "``. Output is padded (id 0, mask False) to
+``max_len``; a longer prompt is an error (never silently cut), one within 10% of it a warning.
 """
 
 import abc
@@ -16,6 +16,8 @@ logger = logging.getLogger("openpi")
 
 PALIGEMMA_VOCAB_SIZE = 257_152
 _PAD_ID, _BOS_ID = 0, 2
+# Prompts longer than this fraction of max_len are warned about (once); longer than max_len are an error.
+NEAR_LIMIT = 0.9
 TOKENIZER_RELATIVE_PATH = "big_vision/paligemma_tokenizer.model"
 
 
@@ -33,6 +35,7 @@ def discretize_state(state: np.ndarray, num_bins: int = 256) -> np.ndarray:
 class _PromptTokenizer(abc.ABC):
     def __init__(self, max_len: int = 48):
         self._max_len = max_len
+        self._warned = False  # the near-limit warning is given once per tokenizer
 
     @abc.abstractmethod
     def _encode(self, text: str) -> list[int]:
@@ -47,12 +50,20 @@ class _PromptTokenizer(abc.ABC):
             state_str = " ".join(map(str, discretize_state(np.asarray(state))))
             tokens = [_BOS_ID, *self._encode(f"Task: {text}, State: {state_str};\nAction: ")]
         if len(tokens) > self._max_len:
+            raise ValueError(
+                f"Prompt of {len(tokens)} tokens does not fit max_token_len={self._max_len} and would be cut "
+                f"(prompt {text!r}{', with the state' if state is not None else ''}); raise --model.max-token-len to at "
+                f"least {len(tokens)}{' or use fewer state dims (--data.state-dims)' if state is not None else ''}."
+            )
+        if len(tokens) > NEAR_LIMIT * self._max_len and not self._warned:
+            self._warned = True
             logger.warning(
-                "Prompt of %d tokens truncated to max_token_len=%d; raise max_token_len to keep it all.",
+                "Prompt of %d tokens is within %d%% of max_token_len=%d: a longer task or state will not fit. "
+                "Consider raising --model.max-token-len.",
                 len(tokens),
+                round((1 - NEAR_LIMIT) * 100),
                 self._max_len,
             )
-            tokens = tokens[: self._max_len]
         mask = np.zeros(self._max_len, dtype=bool)
         mask[: len(tokens)] = True
         padded = np.full(self._max_len, _PAD_ID, dtype=np.int32)

@@ -1,10 +1,12 @@
 """Inputs and outputs for any LeRobot robot: repacked sample → model dict, model output → robot action.
 
 The robot-specific part is only the state conversion (B1K turns a 256-dim proprio vector into its 23-dim
-state, see ``b1k_policy``); camera slots, masks, actions and prompt are handled the same for every robot.
+state, see ``b1k_policy``) and the choice of state dims the model sees; camera slots, masks, actions and prompt
+are handled the same for every robot.
 """
 
 from collections.abc import Callable
+from collections.abc import Sequence
 import dataclasses
 
 import numpy as np
@@ -22,17 +24,37 @@ def to_uint8_hwc(image: np.ndarray) -> np.ndarray:
     return image
 
 
+def select_state_dims(state: np.ndarray, dims: Sequence[int] | None) -> np.ndarray:
+    """``state[..., dims]`` for one frame or a whole [N, D] column (the whole state when ``dims`` is None); an
+    index outside the state is an error naming ``data.state_dims`` and the state's size."""
+    if dims is None:
+        return state
+    size = state.shape[-1]
+    outside = [d for d in dims if not 0 <= d < size]
+    if outside:
+        raise ValueError(
+            f"data.state_dims {tuple(dims)} has indices {outside} outside the dataset's {size}-dim state (after the "
+            f"robot's state conversion); use indices 0..{size - 1} in --data.state-dims."
+        )
+    return state[..., list(dims)]
+
+
 @dataclasses.dataclass(frozen=True)
 class LeRobotInputs:
     """``{"images": {slot: img}, "state", "actions", "prompt"}`` → model dict. Every model camera slot gets an
     image; a camera the robot lacks is black with its mask off. ``state_transform`` converts the stored state
-    (identity when None)."""
+    (identity when None), then ``state_dims`` picks the dims the model sees (all when None)."""
 
     state_transform: Callable[[np.ndarray], np.ndarray] | None = None
+    state_dims: tuple[int, ...] | None = None
+
+    def convert_state(self, state: np.ndarray) -> np.ndarray:
+        """Stored state → model state, for one frame or a whole column (what norm statistics are taken over)."""
+        state = np.asarray(state, dtype=np.float32)
+        return select_state_dims(state if self.state_transform is None else self.state_transform(state), self.state_dims)
 
     def __call__(self, data: dict) -> dict:
-        state = np.asarray(data["state"], dtype=np.float32)
-        out = {"state": state if self.state_transform is None else self.state_transform(state)}
+        out = {"state": self.convert_state(data["state"])}
         images = {slot: img for slot, img in data.get("images", {}).items() if img is not None}
         if images:  # statistics over a dataset read without video have none
             template = to_uint8_hwc(next(iter(images.values())))

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 import dataclasses
 import math
+from typing import Literal
 
 import numpy as np
 
@@ -51,6 +52,62 @@ def parse_dims(name: str, dims: GroupDims) -> tuple[int, ...]:
         repeated = sorted({d for d in indices if indices.count(d) > 1})
         raise ValueError(f"Action group '{name}' lists dims {repeated} more than once.")
     return indices
+
+
+def pairs_to_groups(args: Sequence[str]) -> dict[str, str] | None:
+    """The command-line form ``NAME DIMS [NAME DIMS ...]`` (DIMS ``a:b`` or ``i,j,k``) → ``{name: dims}``;
+    no arguments (or ``None``) mean no groups."""
+    if not args or list(args) == ["None"]:
+        return None
+    if len(args) % 2:
+        raise ValueError(f"Action groups come in NAME DIMS pairs (e.g. xyz 0:3 gripper 3), got {' '.join(args)!r}.")
+    groups = dict(zip(args[::2], args[1::2]))
+    for name, dims in groups.items():
+        parse_dims(name, dims)
+    return groups
+
+
+def dims_to_text(dims: GroupDims) -> str:
+    """The command-line text of one group's dims: ``a:b`` for a contiguous run, ``i,j`` otherwise."""
+    indices = sorted(parse_dims("?", dims))
+    if len(indices) > 1 and indices == list(range(indices[0], indices[-1] + 1)):
+        return f"{indices[0]}:{indices[-1] + 1}"
+    return ",".join(str(d) for d in indices)
+
+
+def complete_layout(
+    groups: Mapping[str, GroupDims], group_weights: Mapping[str, float] | None, action_dim: int
+) -> tuple[dict[str, GroupDims], dict[str, float] | None]:
+    """``groups`` plus a ``padding`` group of the dims in ``[0, action_dim)`` that no group names (the model's
+    padded dims), and ``group_weights`` with ``padding`` at 0 unless given. A layout naming every dim is kept."""
+    groups = dict(groups)
+    named = {d for name, dims in groups.items() for d in parse_dims(name, dims)}
+    unnamed = [d for d in range(action_dim) if d not in named]
+    if unnamed and "padding" not in groups:
+        groups["padding"] = dims_to_text(unnamed)
+    if group_weights is not None and "padding" in groups:
+        group_weights = {"padding": 0.0, **group_weights}
+    return groups, None if group_weights is None else dict(group_weights)
+
+
+# What a group drives, for the tools that measure arm activity, gripper agreement and base error.
+BodyRole = Literal["arm", "gripper", "base", "other"]
+
+
+def body_roles(names: Sequence[str], overrides: Mapping[str, BodyRole] | None = None) -> dict[str, BodyRole]:
+    """Each group's body role: ``overrides`` where given, else from its name (``gripper`` in it → gripper,
+    ``arm`` → arm, ``base`` → base, anything else → other)."""
+    unknown = sorted(set(overrides or {}) - set(names))
+    if unknown:
+        raise ValueError(f"Body roles given for unknown action groups {unknown}; the groups are {list(names)}.")
+    bad = {n: r for n, r in (overrides or {}).items() if r not in BodyRole.__args__}
+    if bad:
+        raise ValueError(f"Unknown body roles {bad}; a role is one of {list(BodyRole.__args__)}.")
+    out: dict[str, BodyRole] = {}
+    for name in names:
+        guess = next((role for role in ("gripper", "arm", "base") if role in name.lower()), "other")
+        out[name] = (overrides or {}).get(name, guess)
+    return out
 
 
 def _describe(dims: Sequence[int]) -> str:

@@ -46,7 +46,8 @@ class LRSchedule:
 
     warmup_steps: int = 1_000
     peak_lr: float = 2.5e-5
-    decay_steps: int = 30_000
+    # None: decay over the whole run (the train config's num_train_steps).
+    decay_steps: int | None = None
     decay_lr: float = 2.5e-6
 
 
@@ -114,6 +115,9 @@ class LeRobotDataConfig(DataConfigFactory):
     # Robot-specific state conversion: "b1k" turns R1Pro's 256-dim proprio into the 23-dim action-ordered
     # state; "b1k_baseline_2025" keeps the 2025 baseline's state order; "identity" uses the state as stored.
     robot: Literal["identity", "b1k", "b1k_baseline_2025"] = "b1k"
+    # Indices into the (robot-converted) state vector that the model sees, e.g. ``0 1 2 38`` of a 39-dim state;
+    # None = all. Norm stats are taken over the same dims.
+    state_dims: tuple[int, ...] | None = None
     # Number of leading action dims the robot uses (outputs keep these); None = all dims in the dataset.
     robot_action_dim: int | None = b1k_policy.R1PRO_ACTION_DIM
     # "auto": quantiles for pi0.5, z-score for pi0 (openpi's choice).
@@ -129,8 +133,26 @@ class LeRobotDataConfig(DataConfigFactory):
     # stand-in for tests and the CPU demo.
     tokenizer: Literal["paligemma", "offline"] = "paligemma"
 
+    def __post_init__(self):
+        if self.state_dims is not None:
+            dims = list(self.state_dims)
+            if not dims or min(dims) < 0 or len(set(dims)) != len(dims):
+                raise ValueError(
+                    f"data.state_dims must be distinct non-negative indices into the state, got {self.state_dims}."
+                )
+
     def create(self, assets_dirs: pathlib.Path, model_config: ModelConfig) -> DataConfig:
         return _create_lerobot_data_config(self, assets_dirs, model_config)
+
+    def robot_inputs(self) -> Any:
+        """The robot's input transform (``lerobot_policy.LeRobotInputs``): the resolver's state conversion of
+        ``robot``, then ``state_dims``."""
+        from openpi.policies import lerobot_policy
+
+        order = data_resolver.STATE_ORDERS[self.robot]
+        if order is None:
+            return lerobot_policy.LeRobotInputs(state_dims=self.state_dims)
+        return b1k_policy.B1KInputs(state_order=order, state_dims=self.state_dims)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,6 +204,13 @@ class TrainConfig:
                              f"{self.num_train_steps}.")
 
     @property
+    def schedule(self) -> LRSchedule:
+        """``lr_schedule`` with an unset ``decay_steps`` following ``num_train_steps``: what the trainers use."""
+        if self.lr_schedule.decay_steps is not None:
+            return self.lr_schedule
+        return dataclasses.replace(self.lr_schedule, decay_steps=self.num_train_steps)
+
+    @property
     def assets_dirs(self) -> pathlib.Path:
         return (pathlib.Path(self.assets_base_dir) / self.name).resolve()
 
@@ -220,7 +249,7 @@ def lerobot_config(
     name: str,
     *,
     data: LeRobotDataConfig,
-    action_groups: Mapping[str, action_groups_lib.GroupDims],
+    action_groups: Mapping[str, action_groups_lib.GroupDims] | None,
     strategy: str,
     group_weights: Mapping[str, float] | None = None,
     pi05: bool = True,
@@ -234,14 +263,9 @@ def lerobot_config(
     swaps in a tiny model and short schedule so the config trains on a CPU in minutes."""
     model_fields: dict[str, Any] = {"pi05": pi05, **(DEMO_MODEL_FIELDS if demo else {}), **(model or {})}
     action_dim = model_fields.get("action_dim", 32)
-    groups = dict(action_groups)
-    covered = {d for name, dims in groups.items() for d in action_groups_lib.parse_dims(name, dims)}
-    if "padding" not in groups and len(covered) < action_dim:
-        groups["padding"] = (max(covered) + 1, action_dim)
-    if group_weights is not None and "padding" in groups:
-        group_weights = {"padding": 0.0, **group_weights}
-    dimension_weights = None
-    if strategy == "per_dimension" and group_weights is not None:
+    dimension_weights, groups = None, action_groups
+    if strategy == "per_dimension" and group_weights is not None and action_groups is not None:
+        groups, group_weights = action_groups_lib.complete_layout(action_groups, group_weights, action_dim)
         spec = action_groups_lib.ActionGroups.create(groups, action_dim)
         dimension_weights = tuple(float(v) for v in spec.dimension_weight_vector(group_weights))
         group_weights = None
@@ -307,7 +331,7 @@ DEMO_TRAIN_FIELDS: dict[str, Any] = dict(
     save_interval=100,
     keep_period=None,
     ema_decay=None,
-    lr_schedule=LRSchedule(warmup_steps=20, peak_lr=1e-3, decay_steps=300, decay_lr=1e-4),
+    lr_schedule=LRSchedule(warmup_steps=20, peak_lr=1e-3, decay_lr=1e-4),
 )
 
 _VARIANTS: list[tuple[str, dict[str, Any]]] = [
@@ -338,12 +362,36 @@ _VARIANTS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+def generic_lerobot_config(name: str, *, demo: bool = False) -> TrainConfig:
+    """``lerobot`` / ``lerobot_demo``: any LeRobot dataset from command-line flags alone (dataset, camera map,
+    keys, state dims, action groups and weights); the state is used as stored, outputs keep the dataset's
+    action dims. The demo twin uses the tiny model, offline tokenizer and action horizon 10."""
+    data = LeRobotDataConfig(
+        repo_id="",
+        image_keys={},
+        robot="identity",
+        robot_action_dim=None,
+        tokenizer="offline" if demo else "paligemma",
+    )
+    return lerobot_config(
+        name,
+        data=data,
+        action_groups=None,
+        strategy="uniform",
+        demo=demo,
+        model={"action_horizon": 10} if demo else None,
+        **({} if demo else {"weight_path": BASE_CHECKPOINTS["pi05"]}),
+    )
+
+
 def _registry() -> dict[str, TrainConfig]:
     configs = {}
     for name, kwargs in _VARIANTS:
         configs[name] = b1k_config(name, **kwargs)
         demo_kwargs = {k: v for k, v in kwargs.items() if k != "num_train_steps"}
         configs[f"{name}_demo"] = b1k_config(f"{name}_demo", demo=True, **demo_kwargs)
+    configs["lerobot"] = generic_lerobot_config("lerobot")
+    configs["lerobot_demo"] = generic_lerobot_config("lerobot_demo", demo=True)
     return configs
 
 
@@ -358,14 +406,65 @@ def configs() -> dict[str, TrainConfig]:
     return _CONFIGS
 
 
-def get_config(name: str) -> TrainConfig:
-    """The registered config ``name``; an unknown name raises ``ValueError`` listing the closest names."""
-    registry = configs()
-    if name not in registry:
-        close = difflib.get_close_matches(name, registry, n=3, cutoff=0.4)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(f"Unknown config {name!r}.{hint} Available: {', '.join(sorted(registry))}.")
-    return registry[name]
+def _load_config_reference(reference: str) -> TrainConfig:
+    """``path/to/file.py:NAME`` or ``package.module:NAME`` → the ``TrainConfig`` it names (or that the function
+    it names returns). A config without a ``name`` takes ``NAME`` (its assets and checkpoints go under it)."""
+    import importlib
+    import importlib.util
+
+    module_ref, attr = reference.rsplit(":", 1)
+    if module_ref.endswith(".py"):
+        path = pathlib.Path(module_ref).expanduser()
+        if not path.is_file():
+            raise ValueError(f"Config file {path} does not exist (from {reference!r}).")
+        spec = importlib.util.spec_from_file_location(f"_openpi_config_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(module_ref)
+        except ImportError as error:
+            raise ValueError(f"Cannot import config module {module_ref!r} (from {reference!r}): {error}") from None
+    if not hasattr(module, attr):
+        public = sorted(n for n in vars(module) if not n.startswith("_"))
+        raise ValueError(f"{module_ref} has no {attr!r} (from {reference!r}); it defines: {', '.join(public)}.")
+    config = getattr(module, attr)
+    if callable(config) and not isinstance(config, TrainConfig):
+        config = config()
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"{reference!r} is a {type(config).__name__}, not a TrainConfig (or a function returning one).")
+    return config if config.name else dataclasses.replace(config, name=attr)
+
+
+def get_config(name: str, overrides: Sequence[str] = ()) -> TrainConfig:
+    """The config ``name``: a registered name, ``path/to/file.py:NAME`` or ``package.module:NAME`` (a
+    ``TrainConfig`` or a function returning one), with command-line ``overrides`` (``--field.sub-field VALUE``)
+    applied. An unknown name raises ``ValueError`` listing the closest names."""
+    if ":" in name:
+        config = _load_config_reference(name)
+    else:
+        registry = configs()
+        if name not in registry:
+            close = difflib.get_close_matches(name, registry, n=3, cutoff=0.4)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise ValueError(
+                f"Unknown config {name!r}.{hint} Available: {', '.join(sorted(registry))}, or a config file as "
+                "path/to/file.py:NAME or package.module:NAME."
+            )
+        config = registry[name]
+    if overrides:
+        config = tyro.cli(TrainConfig, default=config, args=list(overrides))
+    return config
+
+
+def with_config_overrides(args: Any, overrides: Sequence[str]) -> Any:
+    """``args`` carrying the command line's TrainConfig overrides (the options the tool itself does not know);
+    they need a config to apply to."""
+    if not overrides:
+        return args
+    if getattr(args, "config_name", None) is None:
+        raise SystemExit(f"error: unrecognized options {' '.join(overrides)} (config overrides need --config-name).")
+    return dataclasses.replace(args, config_overrides=tuple(overrides))
 
 
 def _split_config_name(args: list[str]) -> tuple[str | None, list[str]]:
@@ -389,7 +488,11 @@ def cli(args: Sequence[str] | None = None, *, description: str | None = None) ->
     if name is None:
         listing = "\n  ".join(sorted(configs()))
         prog = pathlib.Path(sys.argv[0]).name
-        message = f"usage: {prog} [--config-name=]NAME [overrides ...] [--help]\n\nConfigs:\n  {listing}\n"
+        message = (
+            f"usage: {prog} [--config-name=]NAME [overrides ...] [--help]\n\nNAME is a registered config, "
+            f"path/to/file.py:NAME or package.module:NAME (a TrainConfig or a function returning one).\n\n"
+            f"Configs:\n  {listing}\n"
+        )
         if any(a in ("-h", "--help") for a in rest):
             print((description + "\n\n" if description else "") + message)
             raise SystemExit(0)
@@ -406,15 +509,32 @@ def cli(args: Sequence[str] | None = None, *, description: str | None = None) ->
     return config
 
 
-def _robot_io(factory: LeRobotDataConfig) -> tuple[Any, Any]:
-    """The robot's input and output transforms (state conversion and the robot's own action dims)."""
-    from openpi.policies import b1k_policy as b1k
+def _model_image_keys() -> tuple[str, ...]:
+    from openpi.models import model as _model
+
+    return tuple(_model.IMAGE_KEYS)
+
+
+def _dataset_action_dim(factory: LeRobotDataConfig) -> int | None:
+    """The action size ``meta/info.json`` declares for ``action_key``, when the dataset is on disk."""
+    from openpi.datasets import lerobot_meta as _lerobot_meta
+
+    try:
+        meta = _lerobot_meta.LeRobotMetadata.load(_lerobot_meta.resolve_root(factory.repo_id or None, factory.root))
+    except (FileNotFoundError, ValueError):
+        return None
+    shape = meta.features.get(factory.action_key, {}).get("shape")
+    return int(shape[-1]) if shape else None
+
+
+def _robot_io(factory: LeRobotDataConfig, dataset_action_dim: int | None) -> tuple[Any, Any]:
+    """The robot's input and output transforms (state conversion, and the robot's own action dims: the config's
+    ``robot_action_dim``, else the dataset's action size)."""
     from openpi.policies import lerobot_policy
 
-    order = data_resolver.STATE_ORDERS[factory.robot]
-    inputs = lerobot_policy.LeRobotInputs() if order is None else b1k.B1KInputs(state_order=order)
-    outputs = lerobot_policy.LeRobotOutputs(factory.robot_action_dim) if factory.robot_action_dim else None
-    return inputs, outputs
+    action_dim = factory.robot_action_dim or dataset_action_dim
+    outputs = lerobot_policy.LeRobotOutputs(action_dim) if action_dim else None
+    return factory.robot_inputs(), outputs
 
 
 def _create_lerobot_data_config(
@@ -426,6 +546,11 @@ def _create_lerobot_data_config(
 
     decisions = data_resolver.resolve(factory, model_config, assets_dirs)
     norm_stats = _normalize.load(decisions.stats_dir) if decisions.stats_file.exists() else None
+    if not factory.image_keys:
+        raise ValueError(
+            "data.image_keys maps no camera: map the model's cameras (" + ", ".join(_model_image_keys()) + ") to "
+            "the dataset's video keys, e.g. --data.image-keys base_0_rgb observation.images.top."
+        )
 
     structure = {
         "images": {slot: key for slot, key in factory.image_keys.items()},
@@ -434,7 +559,7 @@ def _create_lerobot_data_config(
     }
     if factory.prompt_from_task:
         structure["prompt"] = "task"
-    robot_inputs, robot_outputs = _robot_io(factory)
+    robot_inputs, robot_outputs = _robot_io(factory, _dataset_action_dim(factory))
     delta = factory.delta_action_mask
     data_transforms = _transforms.Group(
         inputs=[robot_inputs, *([_transforms.DeltaActions(delta)] if delta else [])],

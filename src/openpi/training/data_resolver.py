@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 
 from openpi.policies import b1k_policy
+from openpi.policies import lerobot_policy
 from openpi.shared import normalize as _normalize
 
 # Robot -> the state order its proprio converts to (None: the state is used as stored).
@@ -30,12 +31,21 @@ STATE_ORDERS: dict[str, b1k_policy.StateOrder | None] = {
 }
 
 
-def state_transform(robot: str) -> Callable[[np.ndarray], np.ndarray] | None:
-    """The raw-state -> model-state conversion of ``robot`` (None when the state is used as stored)."""
+def state_transform(robot: str, state_dims: Sequence[int] | None = None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The raw-state -> model-state conversion of ``robot``, then the ``state_dims`` the model sees (None when the
+    state is used as stored); works on one frame or a whole column."""
     if robot not in STATE_ORDERS:
         raise ValueError(f"Unknown robot {robot!r}; known: {sorted(STATE_ORDERS)}.")
     order = STATE_ORDERS[robot]
-    return None if order is None else functools.partial(b1k_policy.proprio_to_state, state_order=order)
+    convert = None if order is None else functools.partial(b1k_policy.proprio_to_state, state_order=order)
+    if state_dims is None:
+        return convert
+    return lerobot_policy.LeRobotInputs(state_transform=convert, state_dims=tuple(state_dims)).convert_state
+
+
+def robot_for_state(state_dim: int) -> str:
+    """The robot of a dataset named without a config: B1K's conversion for B1K's 256-dim proprio, else none."""
+    return "b1k" if state_dim == b1k_policy.PROPRIO_DIM else "identity"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +54,7 @@ class DataDecisions:
     stats_dir: pathlib.Path  # <assets_dir>/<asset_id>, user-expanded
     norm: Literal["zscore", "quantile"]
     robot: str
+    state_dims: tuple[int, ...] | None  # the dims of the converted state the model sees; None = all
     episodes_path: pathlib.Path | None  # training-episode list, ``{assets_dir}`` expanded; None = every episode
     sample_weights_path: pathlib.Path | None
 
@@ -57,7 +68,7 @@ class DataDecisions:
 
     @property
     def state_transform(self) -> Callable[[np.ndarray], np.ndarray] | None:
-        return state_transform(self.robot)
+        return state_transform(self.robot, self.state_dims)
 
 
 def _expand(template: str | None, assets_dir: pathlib.Path) -> pathlib.Path | None:
@@ -66,8 +77,10 @@ def _expand(template: str | None, assets_dir: pathlib.Path) -> pathlib.Path | No
 
 def resolve(data: Any, model: Any, assets_dirs: pathlib.Path | str) -> DataDecisions:
     """The decisions of a ``LeRobotDataConfig`` ``data`` for model config ``model`` and the train config's
-    ``assets_dirs``."""
-    asset_id = data.assets.asset_id or data.repo_id
+    ``assets_dirs``. Norm stats live under the asset id, else the repo id, else the dataset root's name."""
+    asset_id = data.assets.asset_id or data.repo_id or (pathlib.Path(data.root).expanduser().name if data.root else "")
+    if not asset_id:
+        raise ValueError("The data config names no dataset: give --data.repo-id or --data.root.")
     assets_dir = pathlib.Path(data.assets.assets_dir or assets_dirs).expanduser()
     norm = ("quantile" if model.pi05 else "zscore") if data.norm == "auto" else data.norm
     return DataDecisions(
@@ -75,6 +88,7 @@ def resolve(data: Any, model: Any, assets_dirs: pathlib.Path | str) -> DataDecis
         stats_dir=assets_dir / asset_id,
         norm=norm,
         robot=data.robot,
+        state_dims=data.state_dims,
         episodes_path=_expand(data.episodes_path, assets_dir),
         sample_weights_path=_expand(data.sample_weights_path, assets_dir),
     )

@@ -77,7 +77,7 @@ def init_train_state(
     config: _config.TrainConfig, mesh: jax.sharding.Mesh, *, init_params: dict | None = None
 ) -> tuple[TrainState, Any]:
     """A sharded train state; ``init_params`` (pure dict) replaces matching initial weights."""
-    tx = _optimizer.create_optimizer(config.optimizer, config.lr_schedule)
+    tx = _optimizer.create_optimizer(config.optimizer, config.schedule)
     trainable = trainable_filter(config.model)
 
     def init(rng: jax.Array, partial_params: dict | None) -> TrainState:
@@ -127,7 +127,7 @@ def train_step(config: _config.TrainConfig, rng: jax.Array, state: TrainState, b
         "loss": loss,
         "grad_norm": optax.global_norm(grads),
         "param_norm": optax.global_norm(kernels),
-        "learning_rate": _optimizer.learning_rate(config.lr_schedule, state.step, xp=jnp),
+        "learning_rate": _optimizer.learning_rate(config.schedule, state.step, xp=jnp),
         **metrics,
     }
     return dataclasses.replace(state, step=state.step + 1, params=new_params, opt_state=opt_state, ema_params=ema), info

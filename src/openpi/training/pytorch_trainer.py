@@ -225,11 +225,11 @@ def _remove_temporary_dirs(checkpoint_dir: pathlib.Path) -> None:
 
 
 def create_optimizer(config: _config.TrainConfig, model: nn.Module) -> torch.optim.AdamW:
-    """AdamW over the trainable weights; the learning rate is set every step from ``config.lr_schedule``."""
+    """AdamW over the trainable weights; the learning rate is set every step from ``config.schedule``."""
     opt = config.optimizer
     return torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad],
-        lr=float(_optimizer.learning_rate(config.lr_schedule, 0)),
+        lr=float(_optimizer.learning_rate(config.schedule, 0)),
         betas=(opt.b1, opt.b2),
         eps=opt.eps,
         weight_decay=opt.weight_decay,
@@ -266,7 +266,7 @@ def train_step(
     run_utils.check_finite(
         step + 1, info["loss"], info, targets=actions.detach().cpu().numpy(), groups=config.model.loss_weighting.groups
     )
-    lr = float(_optimizer.learning_rate(config.lr_schedule, step))
+    lr = float(_optimizer.learning_rate(config.schedule, step))
     for group in optimizer.param_groups:
         group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
