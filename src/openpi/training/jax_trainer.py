@@ -149,6 +149,26 @@ def _save(mgr, state: TrainState, data_config: _config.DataConfig) -> None:
     )
 
 
+def _drain(pending: list[tuple[int, dict, jax.Array]], interval: run_utils.IntervalLogger, groups) -> None:
+    """Pulls the metrics of the pending steps to the host in one transfer (the loop never waits for the device
+    between log intervals, as in openpi), stops at the first step with a non-finite loss or weights, and adds
+    them to the interval's averages."""
+    infos = jax.device_get([info for _, info, _ in pending])
+    for (done, _, targets), info in zip(pending, infos, strict=True):
+        loss = float(info["loss"])
+        local_targets = None if np.isfinite(loss) else _process_local(targets)
+        run_utils.check_finite(done, loss, {k: float(v) for k, v in info.items()}, targets=local_targets,
+                               groups=groups)
+        run_utils.check_finite_weights(done, info)
+        interval.add(info)
+    pending.clear()
+
+
+def _process_local(x: jax.Array) -> np.ndarray:
+    """The rows of a batch-sharded array held by this process (all of them in a single-process run)."""
+    return np.concatenate([np.asarray(shard.data) for shard in x.addressable_shards])
+
+
 def train(config: _config.TrainConfig, *, progress: bool = True) -> TrainState:
     """Runs (or resumes) training as configured; returns the final state."""
     checkpoint_dir, resuming = run_utils.prepare_checkpoint_dir(config)
@@ -182,26 +202,21 @@ def train(config: _config.TrainConfig, *, progress: bool = True) -> TrainState:
     interval = run_utils.IntervalLogger(run, checkpoint_dir, config.batch_size)
     bar = tqdm.tqdm(total=config.num_train_steps, initial=start_step, disable=not progress, dynamic_ncols=True)
     batches = iter(loader)
+    pending: list[tuple[int, dict, jax.Array]] = []  # (step, device metrics, targets) not yet on the host
     try:
         for step in range(start_step, config.num_train_steps):
             batch = next(batches)
-            new_state, info = step_fn(rng, state, batch)
-            info = jax.device_get(info)
+            state, info = step_fn(rng, state, batch)
             done = step + 1  # steps are counted from 1 in logs, metrics and checkpoint names
-            run_utils.check_finite(
-                done,
-                float(info["loss"]),
-                {k: float(v) for k, v in info.items()},
-                targets=batch[1],
-                groups=config.model.loss_weighting.groups,
-            )
-            run_utils.check_finite_weights(done, info)
-            state = new_state
-            interval.add(info)
+            pending.append((done, info, batch[1]))
             bar.update(1)
-            if done % config.log_interval == 0 or done == config.num_train_steps:
+            log = done % config.log_interval == 0 or done == config.num_train_steps
+            save = done % config.save_interval == 0 or done == config.num_train_steps
+            if log or save:  # before a save too: a checkpoint is only written once its steps are known finite
+                _drain(pending, interval, config.model.loss_weighting.groups)
+            if log:
                 bar.set_postfix(loss=f"{interval.flush(done)['loss']:.4f}")
-            if done % config.save_interval == 0 or done == config.num_train_steps:
+            if save:
                 _save(mgr, state, data_config)
     finally:
         # Checkpoints already started hold finite weights: let them complete even when training stops.
