@@ -5,13 +5,16 @@ processes disagree."""
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 
+import flax.nnx as nnx
+import jax
+import numpy as np
 import pytest
 
 from openpi.datasets import stats as _stats
+from openpi.models import model as _model
 from openpi.policies import b1k_policy
 from openpi.shared import normalize as _normalize
 from openpi.training import config as _config
@@ -43,15 +46,9 @@ def _losses(exp: pathlib.Path) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in map(json.loads, (exp / "metrics.jsonl").read_text().splitlines())}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _launch_two(tmp: pathlib.Path, args: list[str], per_process: list[list[str]] = ([], [])) -> list:
+def _launch_two(tmp: pathlib.Path, port: int, args: list[str], per_process=([], [])) -> list:
     """Starts process 0 and 1 of a 2-process job on localhost; returns their completed results."""
-    coordinator = f"--coordinator-address=127.0.0.1:{_free_port()}"
+    coordinator = f"--coordinator-address=127.0.0.1:{port}"
     # This checkout's code (not an installed copy), on the CPU backend.
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO / "src")}
     processes = [
@@ -68,14 +65,14 @@ def _launch_two(tmp: pathlib.Path, args: list[str], per_process: list[list[str]]
     return results
 
 
-def test_two_processes_match_one_and_one_process_resumes_their_checkpoint(workdir):
+def test_two_processes_match_one_and_one_process_resumes_their_checkpoint(workdir, free_port):
     tmp, args = workdir
     single = _config.cli([DEMO, "--exp-name=one", *args, "--num-train-steps=4", "--save-interval=100"])
     jax_trainer.train(single, progress=False)
     expected = _losses(single.checkpoint_dir)
 
     # FSDP over the two processes' devices: every large weight is split between the processes.
-    results = _launch_two(tmp, [*args, "--exp-name=two", "--num-train-steps=2", "--save-interval=2",
+    results = _launch_two(tmp, free_port, [*args, "--exp-name=two", "--num-train-steps=2", "--save-interval=2",
                                 "--fsdp-devices=2"])
     for result in results:
         assert result.returncode == 0, result.stderr[-3000:]
@@ -90,6 +87,11 @@ def test_two_processes_match_one_and_one_process_resumes_their_checkpoint(workdi
     for step in (1, 2):
         assert abs(got[step] - expected[step]) <= 1e-4, (step, got[step], expected[step])
     assert run_utils.step_dirs(exp) == [2]
+    # The params item (both processes' shards) reads back whole in one process, as openpi's loaders read it.
+    params = _model.restore_params(exp / "2" / "params")
+    shapes = jax.eval_shape(lambda: nnx.state(single.model.create(jax.random.key(0))).to_pure_dict())
+    assert jax.tree.map(np.shape, params) == jax.tree.map(lambda x: x.shape, shapes)
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(params))
 
     # One process (one device, no FSDP) continues the 2-process checkpoint: the sharded arrays are re-laid out.
     resumed = _config.cli([DEMO, "--exp-name=two", "--resume", *args, "--num-train-steps=4", "--save-interval=100"])
@@ -100,9 +102,10 @@ def test_two_processes_match_one_and_one_process_resumes_their_checkpoint(workdi
         assert abs(got[step] - expected[step]) <= 1e-4, (step, got[step], expected[step])
 
 
-def test_processes_that_disagree_stop_naming_the_difference(workdir):
+def test_processes_that_disagree_stop_naming_the_difference(workdir, free_port):
     tmp, args = workdir
-    results = _launch_two(tmp, [*args, "--exp-name=differ", "--num-train-steps=1"], per_process=[[], ["--seed=7"]])
+    results = _launch_two(tmp, free_port, [*args, "--exp-name=differ", "--num-train-steps=1"],
+                          per_process=[[], ["--seed=7"]])
     for result in results:
         assert result.returncode != 0
         assert "processes disagree on ['config.seed']" in result.stderr, result.stderr[-3000:]

@@ -7,7 +7,6 @@ import json
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -118,19 +117,13 @@ def test_two_processes_give_the_one_process_losses(workdir, reference):
     assert run_utils.step_dirs(exp) == [2]  # only rank 0 saves; the save is complete
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_two_nodes_give_the_one_process_losses_and_one_process_resumes_them(workdir, reference):
+def test_two_nodes_give_the_one_process_losses_and_one_process_resumes_them(workdir, reference, free_port):
     """Two torchrun launches acting as two nodes (one process each, rendezvous on 127.0.0.1), then a resume of their
     checkpoint in one process: together the uninterrupted one-process run."""
     tmp, args, env = workdir
     env = {**env, "PYTHONPATH": str(REPO / "src")}  # this checkout's code in the launched processes
     torchrun = pathlib.Path(sys.executable).parent / "torchrun"
-    rendezvous = ["--nnodes=2", "--nproc_per_node=1", "--master_addr=127.0.0.1", f"--master_port={_free_port()}"]
+    rendezvous = ["--nnodes=2", "--nproc_per_node=1", "--master_addr=127.0.0.1", f"--master_port={free_port}"]
     train = [str(TRAIN), DEMO, "--exp-name=nodes", *args, "--num-train-steps=4", "--save-interval=4",
              "--no-wandb-enabled"]
     nodes = [

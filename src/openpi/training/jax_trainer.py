@@ -1,5 +1,6 @@
 """The JAX training loop behind ``scripts/train.py``: AdamW + warmup-cosine, global-norm clipping, EMA, orbax
-checkpoints, an FSDP mesh, per-group metrics in wandb, exact resume.
+checkpoints, an FSDP mesh over the devices of one or several processes (``multihost``), per-group metrics in wandb,
+exact resume. Step metrics stay on the device until a log or save interval, so the host never waits for a step.
 
 Exact resume: the step's randomness is ``fold_in(seed, step)`` and the data order is a function of
 (seed, step), so a run resumed from step k computes the same losses as an uninterrupted one.
