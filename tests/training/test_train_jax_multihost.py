@@ -59,9 +59,15 @@ def _launch_two(tmp: pathlib.Path, port: int, args: list[str], per_process=([], 
         for i, extra in enumerate(per_process)
     ]
     results = []
-    for process in processes:
-        stdout, stderr = process.communicate(timeout=300)
-        results.append(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
+    try:
+        for process in processes:
+            stdout, stderr = process.communicate(timeout=600)
+            results.append(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
+    finally:  # a failed or timed-out launch leaves no process behind
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     return results
 
 
