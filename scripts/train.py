@@ -8,6 +8,8 @@ Every config field can be overridden (``--help`` after a config name lists them)
 the experiment from its latest complete checkpoint; ``--resume-from=CONFIG/EXP`` starts from another
 experiment's weights with a fresh optimizer (curriculum phase 2). Per-group losses (``loss/<group>``),
 loss shares and weights go to wandb (offline without credentials) and to ``<checkpoint_dir>/metrics.jsonl``.
+Several hosts: ``--coordinator-address=HOST:PORT --num-processes=N --process-id=I`` on each (or nothing
+under SLURM / Open MPI, which JAX detects); see the README.
 """
 
 from openpi.training import jax_trainer

@@ -1,6 +1,7 @@
 """Session-wide miniature B1K datasets, written once and shared by the dataset, loader and script tests."""
 
 import pathlib
+import socket
 
 import pytest
 
@@ -118,3 +119,11 @@ def jax_demo_checkpoint(tmp_path_factory, mini_v21):
     ])
     jax_trainer.train(config, progress=False)
     return config
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (a rendezvous for multi-process tests)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -38,7 +38,10 @@ def _convert_leaf(x: Any, framework: Framework, sharding: Any = None) -> Any:
     if not isinstance(x, np.ndarray) or x.dtype.kind not in "biuf":
         return x
     if framework == "jax":
-        return jax.device_put(x, sharding)
+        if sharding is None:
+            return jax.device_put(x)
+        # x holds this process's rows of the global batch (all rows in a single-process run).
+        return jax.make_array_from_process_local_data(sharding, x)
     if framework == "pytorch":
         return torch.from_numpy(np.ascontiguousarray(x))
     return x

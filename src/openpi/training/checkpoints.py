@@ -23,6 +23,8 @@ class AssetsHandler(ocp.CheckpointHandler):
     """Writes norm stats as ``<item>/<asset_id>/norm_stats.json`` (openpi's file) inside the checkpoint."""
 
     def save(self, directory, args: AssetsSave):
+        if jax.process_index() != 0:  # multi-host: one writer for the shared directory
+            return
         _normalize.save(pathlib.Path(directory) / args.asset_id, args.norm_stats)
 
     def restore(self, directory, args: AssetsRestore | None = None):
@@ -92,10 +94,15 @@ def restore_train_state(mgr: ocp.CheckpointManager, step: int, target: Any) -> A
         name: ocp.utils.to_shape_dtype_struct(leaf) if hasattr(leaf, "shape") else leaf
         for name, leaf in target_leaves.items()
     }
+    item = {"leaves": abstract, "paths": ""}
     restored = mgr.restore(
         step,
         args=ocp.args.Composite(
-            train_state=ocp.args.PyTreeRestore({"leaves": abstract, "paths": ""}),
+            # Explicit restore args: the target's shardings, never the saved ones (which name the devices of the
+            # run that wrote the checkpoint, e.g. another process count).
+            train_state=ocp.args.PyTreeRestore(
+                item, restore_args=ocp.checkpoint_utils.construct_restore_args(item)
+            ),
         ),
     )["train_state"]
     saved_paths = json.loads(restored["paths"])

@@ -193,6 +193,12 @@ class TrainConfig:
     fsdp_devices: int = 1
     # PyTorch only: compile the train step with torch.compile (off by default; slow to start on CPU).
     pytorch_compile: bool = False
+    # JAX multi-host (``jax.distributed``): process 0's "host:port", the number of processes and this one's id.
+    # Unset: detected from the cluster environment (SLURM, Open MPI, or JAX_COORDINATOR_ADDRESS) when it runs
+    # several processes, otherwise a single process. PyTorch takes these from torchrun instead.
+    coordinator_address: str | None = None
+    num_processes: int | None = None
+    process_id: int | None = None
 
     def __post_init__(self):
         if self.resume and self.overwrite:

@@ -1,5 +1,6 @@
 """The JAX training loop behind ``scripts/train.py``: AdamW + warmup-cosine, global-norm clipping, EMA, orbax
-checkpoints, an FSDP mesh, per-group metrics in wandb, exact resume.
+checkpoints, an FSDP mesh over the devices of one or several processes (``multihost``), per-group metrics in wandb,
+exact resume. Step metrics stay on the device until a log or save interval, so the host never waits for a step.
 
 Exact resume: the step's randomness is ``fold_in(seed, step)`` and the data order is a function of
 (seed, step), so a run resumed from step k computes the same losses as an uninterrupted one.
@@ -22,9 +23,11 @@ import numpy as np
 import optax
 import tqdm
 
+from openpi.datasets import lerobot as _lerobot
 from openpi.training import checkpoints as _checkpoints
 from openpi.training import config as _config
 from openpi.training import data_loader as _data_loader
+from openpi.training import multihost
 from openpi.training import optimizer as _optimizer
 from openpi.training import run_utils
 from openpi.training import sharding as _sharding
@@ -133,29 +136,72 @@ def train_step(config: _config.TrainConfig, rng: jax.Array, state: TrainState, b
     return dataclasses.replace(state, step=state.step + 1, params=new_params, opt_state=opt_state, ema_params=ema), info
 
 
-def _pure(state: nnx.State) -> dict:
-    return jax.tree.map(np.asarray, state.to_pure_dict())
-
-
 def _save(mgr, state: TrainState, data_config: _config.DataConfig) -> None:
     params = state.ema_params if state.ema_params is not None else state.params
     _checkpoints.save(
         mgr,
         int(state.step),
-        params=_pure(params),
+        params=params.to_pure_dict(),  # jax arrays: orbax writes each process's shards
         train_state=state,
         asset_id=data_config.asset_id,
         norm_stats=data_config.norm_stats,
     )
 
 
+def _drain(pending: list[tuple[int, dict, jax.Array]], interval: run_utils.IntervalLogger, groups) -> None:
+    """Pulls the metrics of the pending steps to the host in one transfer (the loop never waits for the device
+    between log intervals, as in openpi), stops at the first step with a non-finite loss or weights, and adds
+    them to the interval's averages."""
+    infos = jax.device_get([info for _, info, _ in pending])
+    for (done, _, targets), info in zip(pending, infos, strict=True):
+        loss = float(info["loss"])
+        local_targets = None if np.isfinite(loss) else _process_local(targets)
+        run_utils.check_finite(done, loss, {k: float(v) for k, v in info.items()}, targets=local_targets,
+                               groups=groups)
+        run_utils.check_finite_weights(done, info)
+        interval.add(info)
+    pending.clear()
+
+
+def _process_local(x: jax.Array) -> np.ndarray:
+    """The rows of a batch-sharded array held by this process (all of them in a single-process run)."""
+    return np.concatenate([np.asarray(shard.data) for shard in x.addressable_shards])
+
+
+def _fingerprint(config: _config.TrainConfig, data_config: _config.DataConfig) -> dict[str, Any]:
+    """What every process of a multi-host job must share: the resolved config (but the process id), the dataset's
+    metadata and episode selection, and the norm stats."""
+    run_config = config.run_config()
+    del run_config["process_id"]
+    meta = _lerobot.LeRobotMetadata.load(_lerobot.resolve_root(data_config.repo_id, data_config.root))
+    return {
+        **{f"config.{key}": value for key, value in run_config.items()},
+        "dataset.info": meta.info,
+        "dataset.episodes": meta.episode_indices if data_config.episodes is None else list(data_config.episodes),
+        "norm_stats": data_config.norm_stats,
+    }
+
+
 def train(config: _config.TrainConfig, *, progress: bool = True) -> TrainState:
-    """Runs (or resumes) training as configured; returns the final state."""
-    checkpoint_dir, resuming = run_utils.prepare_checkpoint_dir(config)
+    """Runs (or resumes) training as configured, in one process or as one process of a multi-host job (see
+    ``multihost``); returns the final state."""
+    multihost.initialize(config.coordinator_address, config.num_processes, config.process_id)
+    main = multihost.is_main()
+    if not main:
+        logger.setLevel(logging.WARNING)  # the log comes from process 0; errors and warnings from every process
+    prepared = multihost.on_main(lambda: run_utils.prepare_checkpoint_dir(config))
+    checkpoint_dir, resuming = prepared or (config.checkpoint_dir, config.resume)
+    if not checkpoint_dir.is_dir():
+        raise FileNotFoundError(
+            f"Process {jax.process_index()} does not see {checkpoint_dir}, made by process 0: --checkpoint-base-dir "
+            "must be on a filesystem that every host shares."
+        )
     resume_from = run_utils.resolve_resume_from(config)
-    mesh = _sharding.make_mesh(config.fsdp_devices)
-    logger.info("Mesh %s over %d devices.", dict(mesh.shape), jax.device_count())
     data_config = config.data.create(config.assets_dirs, config.model)
+    multihost.check_agreement(_fingerprint(config, data_config))
+    mesh = _sharding.make_mesh(config.fsdp_devices)
+    logger.info("Mesh %s over %d devices of %d processes.", dict(mesh.shape), jax.device_count(),
+                jax.process_count())
     if config.batch_size % jax.device_count():
         raise ValueError(f"batch_size={config.batch_size} must be divisible by the {jax.device_count()} devices.")
 
@@ -168,9 +214,11 @@ def train(config: _config.TrainConfig, *, progress: bool = True) -> TrainState:
         logger.info("Resumed from step %d in %s.", latest, checkpoint_dir)
     start_step = int(state.step)
 
-    run = run_utils.init_wandb(config, checkpoint_dir, resuming=resuming)
+    run = run_utils.init_wandb(config, checkpoint_dir, resuming=resuming, enabled=main)
+    # Each process reads its slice of every global batch; the loader assembles the global array from the slices.
     loader = _data_loader.create_data_loader(
-        config, data_config, framework="jax", sharding=_sharding.data_sharding(mesh), start_step=start_step
+        config, data_config, framework="jax", sharding=_sharding.data_sharding(mesh), start_step=start_step,
+        rank=jax.process_index(), world_size=jax.process_count(),
     )
     step_fn = jax.jit(
         functools.partial(train_step, config),
@@ -179,29 +227,26 @@ def train(config: _config.TrainConfig, *, progress: bool = True) -> TrainState:
         donate_argnums=(1,),
     )
     rng = jax.random.key(config.seed)
-    interval = run_utils.IntervalLogger(run, checkpoint_dir, config.batch_size)
-    bar = tqdm.tqdm(total=config.num_train_steps, initial=start_step, disable=not progress, dynamic_ncols=True)
+    interval = run_utils.IntervalLogger(run, checkpoint_dir, config.batch_size, enabled=main)
+    bar = tqdm.tqdm(
+        total=config.num_train_steps, initial=start_step, disable=not (progress and main), dynamic_ncols=True
+    )
     batches = iter(loader)
+    pending: list[tuple[int, dict, jax.Array]] = []  # (step, device metrics, targets) not yet on the host
     try:
         for step in range(start_step, config.num_train_steps):
             batch = next(batches)
-            new_state, info = step_fn(rng, state, batch)
-            info = jax.device_get(info)
+            state, info = step_fn(rng, state, batch)
             done = step + 1  # steps are counted from 1 in logs, metrics and checkpoint names
-            run_utils.check_finite(
-                done,
-                float(info["loss"]),
-                {k: float(v) for k, v in info.items()},
-                targets=batch[1],
-                groups=config.model.loss_weighting.groups,
-            )
-            run_utils.check_finite_weights(done, info)
-            state = new_state
-            interval.add(info)
+            pending.append((done, info, batch[1]))
             bar.update(1)
-            if done % config.log_interval == 0 or done == config.num_train_steps:
+            log = done % config.log_interval == 0 or done == config.num_train_steps
+            save = done % config.save_interval == 0 or done == config.num_train_steps
+            if log or save:  # before a save too: a checkpoint is only written once its steps are known finite
+                _drain(pending, interval, config.model.loss_weighting.groups)
+            if log:
                 bar.set_postfix(loss=f"{interval.flush(done)['loss']:.4f}")
-            if done % config.save_interval == 0 or done == config.num_train_steps:
+            if save:
                 _save(mgr, state, data_config)
     finally:
         # Checkpoints already started hold finite weights: let them complete even when training stops.
