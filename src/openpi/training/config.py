@@ -224,10 +224,11 @@ def lerobot_config(
     pi05: bool = True,
     demo: bool = False,
     model: Mapping[str, Any] | None = None,
+    exclude_padding: bool = False,
     **train_fields: Any,
 ) -> TrainConfig:
     """A training config for any LeRobot robot. ``action_groups`` is the robot's layout; dims the model pads
-    (up to its action_dim) join a ``padding`` group of weight 0. The layout drives the loss weighting and the
+    (up to its action_dim) join a ``padding`` group of weight 0 (``exclude_padding`` drops them from the loss). The layout drives the loss weighting and the
     per-group metrics of every strategy (``per_dimension`` gets each dim its group's weight). ``demo=True``
     swaps in a tiny model and short schedule so the config trains on a CPU in minutes."""
     model_fields: dict[str, Any] = {"pi05": pi05, **(DEMO_MODEL_FIELDS if demo else {}), **(model or {})}
@@ -248,6 +249,7 @@ def lerobot_config(
         action_groups=groups,
         group_weights=group_weights,
         dimension_weights=dimension_weights,
+        exclude_padding=exclude_padding,
     )
     if demo:
         train_fields = {**DEMO_TRAIN_FIELDS, **train_fields}
@@ -311,16 +313,27 @@ DEMO_TRAIN_FIELDS: dict[str, Any] = dict(
 _VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("pi0_b1k", dict(strategy="original", pi05=False)),
     ("pi05_b1k", dict(strategy="original")),
-    ("pi0_b1k_arm_focused", dict(strategy="per_group", group_weights=ARM_FOCUSED_WEIGHTS)),
-    ("pi0_b1k_very_arm_focused", dict(strategy="per_group", group_weights=VERY_ARM_FOCUSED_WEIGHTS)),
-    ("pi0_b1k_simple_arm_focused", dict(strategy="per_dimension", group_weights=ARM_FOCUSED_WEIGHTS)),
+    ("pi0_b1k_arm_focused", dict(strategy="per_group", group_weights=ARM_FOCUSED_WEIGHTS, exclude_padding=True)),
+    (
+        "pi0_b1k_very_arm_focused",
+        dict(strategy="per_group", group_weights=VERY_ARM_FOCUSED_WEIGHTS, exclude_padding=True),
+    ),
+    (
+        "pi0_b1k_simple_arm_focused",
+        dict(strategy="per_dimension", group_weights=ARM_FOCUSED_WEIGHTS, exclude_padding=True),
+    ),
     ("pi0_b1k_uniform", dict(strategy="uniform")),
+    # Upstream's loss over the 23 real dims only: no hand-set weights, padding never trained.
+    ("pi0_b1k_masked", dict(strategy="uniform", exclude_padding=True)),
+    # Group weights from each group's own progress (``AdaptiveBalance``), padding excluded.
+    ("pi0_b1k_adaptive", dict(strategy="adaptive", exclude_padding=True)),
     # Curriculum: phase 1 on arm-heavy data only, phase 2 on everything from phase 1's weights.
     (
         "phase1_arm_heavy",
         dict(
             strategy="per_group",
             group_weights=ARM_FOCUSED_WEIGHTS,
+            exclude_padding=True,
             num_train_steps=20_000,
             data={"episodes_path": "{assets_dir}/arm_heavy_episodes.json"},
         ),
@@ -330,6 +343,7 @@ _VARIANTS: list[tuple[str, dict[str, Any]]] = [
         dict(
             strategy="per_group",
             group_weights=ARM_FOCUSED_WEIGHTS,
+            exclude_padding=True,
             resume_from="phase1_arm_heavy{demo}/{exp_name}",
         ),
     ),
