@@ -12,6 +12,7 @@ import functools
 import pathlib
 from typing import Literal
 
+import numpy as np
 import tyro
 
 from openpi.datasets import lerobot as _lerobot
@@ -38,6 +39,8 @@ class Args:
     """Use a seeded random subset of episodes with about this many frames."""
     output_dir: pathlib.Path | None = None
     """Where norm_stats.json goes; default ./assets/<repo_id or dataset folder name>."""
+    per_timestep: bool = False
+    """Action stats per chunk index ([H, D]); with --config-name the config's data.per_timestep_norm decides."""
 
 
 STATE_TRANSFORMS = {
@@ -48,8 +51,9 @@ STATE_TRANSFORMS = {
 }
 
 
-def _from_config(args: Args) -> tuple[pathlib.Path, str, int, pathlib.Path]:
-    """(dataset root, state transform name, action horizon, output dir) of a registered training config."""
+def _from_config(args: Args) -> tuple[pathlib.Path, str, int, pathlib.Path, tuple[bool, ...] | None, bool]:
+    """(dataset root, state transform name, action horizon, output dir, delta-action mask, per-timestep) of a
+    registered training config."""
     from openpi.training import config as _config
 
     config = _config.get_config(args.config_name)
@@ -57,24 +61,31 @@ def _from_config(args: Args) -> tuple[pathlib.Path, str, int, pathlib.Path]:
     root = _lerobot.resolve_root(data.repo_id, args.root or data.root)
     assets_dir = pathlib.Path(data.assets.assets_dir) if data.assets.assets_dir else config.assets_dirs
     output_dir = args.output_dir or assets_dir / (data.assets.asset_id or data.repo_id)
-    return root, data.robot, args.action_horizon or config.model.action_horizon, output_dir
+    horizon = args.action_horizon or config.model.action_horizon
+    return root, data.robot, horizon, output_dir, data.delta_action_mask, data.per_timestep_norm
 
 
 def main(args: Args) -> None:
     if args.config_name is not None:
-        root, transform, horizon, output_dir = _from_config(args)
+        root, transform, horizon, output_dir, delta_mask, per_timestep = _from_config(args)
     elif args.repo_id is None and args.root is None:
         raise SystemExit("Give --config-name, or --repo-id and/or --root.")
     else:
         root = _lerobot.resolve_root(args.repo_id, args.root)
         transform, horizon = args.state_transform, args.action_horizon or 1
+        delta_mask, per_timestep = None, args.per_timestep
         output_dir = args.output_dir or pathlib.Path("assets") / (args.repo_id or root.name)
     norm_stats = _stats.compute_norm_stats(
-        root, state_transform=STATE_TRANSFORMS[transform], action_horizon=horizon, max_frames=args.max_frames
+        root,
+        state_transform=STATE_TRANSFORMS[transform],
+        action_horizon=horizon,
+        max_frames=args.max_frames,
+        delta_action_mask=delta_mask,
+        per_timestep=per_timestep,
     )
     path = _normalize.save(output_dir, norm_stats)
     for key, value in norm_stats.items():
-        print(f"{key}: {len(value.mean)} dims, mean |x| {abs(value.mean).mean():.4f}, min std {value.std.min():.3g}")
+        print(f"{key}: shape {np.shape(value.mean)}, mean |x| {abs(value.mean).mean():.4f}, min std {value.std.min():.3g}")
     print(f"Wrote {path}")
 
 

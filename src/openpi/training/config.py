@@ -18,6 +18,7 @@ import sys
 from typing import Any
 from typing import Literal
 
+import numpy as np
 import tyro
 
 from openpi.models import pi0_config
@@ -118,6 +119,8 @@ class LeRobotDataConfig(DataConfigFactory):
     norm: Literal["auto", "zscore", "quantile"] = "auto"
     # Per action dim, True where actions are trained relative to the state.
     delta_action_mask: tuple[bool, ...] | None = None
+    # Action norm stats per chunk index ([H, D] arrays; scripts/compute_norm_stats.py writes them for this config).
+    per_timestep_norm: bool = False
     prompt_from_task: bool = True
     default_prompt: str | None = None
     # Files written by scripts/filter_arm_heavy_episodes.py; ``{assets_dir}`` expands to the config's assets dir.
@@ -209,6 +212,9 @@ VERY_ARM_FOCUSED_WEIGHTS = {
     "grippers": 3.0,
     "padding": 0.0,
 }
+# The 2025 BEHAVIOR challenge winners' recipe: trunk dims 3-5 and both arms relative to the current state; the
+# base velocities, trunk dim 6 and the grippers stay absolute.
+B1K_DELTA_ACTION_MASK = (False,) * 3 + (True,) * 3 + (False,) + (True,) * 7 + (False,) + (True,) * 7 + (False,)
 # Where the CPU demo and the `_demo` configs find the miniature B1K dataset (scripts/demo.py writes it).
 DEMO_DATASET_ROOT = "~/.cache/openpi/mini_b1k/v2.1"
 DEMO_REPO_ID = "openpi/mini_b1k"
@@ -327,6 +333,11 @@ _VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("pi0_b1k_masked", dict(strategy="uniform", exclude_padding=True)),
     # Group weights from each group's own progress (``AdaptiveBalance``), padding excluded.
     ("pi0_b1k_adaptive", dict(strategy="adaptive", exclude_padding=True)),
+    # The winners' data recipe with upstream's loss: delta actions and per-timestep action normalization.
+    (
+        "pi05_b1k_delta_pertimestep",
+        dict(strategy="uniform", data={"delta_action_mask": B1K_DELTA_ACTION_MASK, "per_timestep_norm": True}),
+    ),
     # Curriculum: phase 1 on arm-heavy data only, phase 2 on everything from phase 1's weights.
     (
         "phase1_arm_heavy",
@@ -431,6 +442,20 @@ def _robot_io(factory: LeRobotDataConfig) -> tuple[Any, Any]:
     return inputs, outputs
 
 
+def _check_action_stats_shape(stats: Any, factory: LeRobotDataConfig, model_config: ModelConfig, path) -> None:
+    """Per-timestep configs need [action_horizon, D] action stats; the others [D]."""
+    shape = np.shape(stats.mean)
+    fix = "Recompute them with scripts/compute_norm_stats.py --config-name=<this config>."
+    if factory.per_timestep_norm and (len(shape) != 2 or shape[0] != model_config.action_horizon):
+        raise ValueError(
+            f"{path}: data.per_timestep_norm needs action stats of shape [{model_config.action_horizon}, D] (one row "
+            f"per chunk step), got {shape}. {fix}"
+        )
+    if not factory.per_timestep_norm and len(shape) != 1:
+        raise ValueError(f"{path}: action stats of shape {shape} are per-timestep but data.per_timestep_norm is "
+                         f"False. Set --data.per-timestep-norm or {fix[0].lower() + fix[1:]}")
+
+
 def _create_lerobot_data_config(
     factory: LeRobotDataConfig, assets_dirs: pathlib.Path, model_config: ModelConfig
 ) -> DataConfig:
@@ -443,6 +468,8 @@ def _create_lerobot_data_config(
     assets_dir = pathlib.Path(factory.assets.assets_dir or assets_dirs).expanduser()
     stats_dir = assets_dir / asset_id
     norm_stats = _normalize.load(stats_dir) if (stats_dir / "norm_stats.json").exists() else None
+    if norm_stats is not None and "actions" in norm_stats:
+        _check_action_stats_shape(norm_stats["actions"], factory, model_config, stats_dir / "norm_stats.json")
     use_quantiles = model_config.pi05 if factory.norm == "auto" else factory.norm == "quantile"
 
     structure = {
