@@ -85,8 +85,7 @@ def test_loaded_policy_normalizes_and_inverts_with_per_timestep_stats(trained, m
     assert robot.shape == (HORIZON, ROBOT_DIMS) and np.all(np.isfinite(robot))
 
 
-def test_flat_stats_for_a_per_timestep_config_fail_naming_the_fix(trained, mini_v21, tmp_path):
-    config, _ = trained
+def test_flat_stats_for_a_per_timestep_config_fail_naming_the_fix(mini_v21, tmp_path):
     flat = _stats.compute_norm_stats(mini_v21, state_transform=b1k_policy.proprio_to_state, progress=False)
     assets = tmp_path / "assets"
     _normalize.save(assets / _config.DEMO_REPO_ID, flat)
