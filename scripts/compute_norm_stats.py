@@ -10,8 +10,10 @@ Example: python scripts/compute_norm_stats.py --repo-id behavior-1k/2025-challen
 
 import dataclasses
 import pathlib
+from typing import Any
 from typing import Literal
 
+import numpy as np
 import tyro
 
 from openpi.datasets import lerobot_meta as _lerobot_meta
@@ -46,23 +48,26 @@ class Args:
     """Use a seeded random subset of episodes with about this many frames."""
     output_dir: pathlib.Path | None = None
     """Where norm_stats.json goes; default ./assets/<repo_id or dataset folder name>."""
+    per_timestep: bool = False
+    """Action stats per chunk index ([H, D]); with --config-name the config's data.per_timestep_norm decides."""
 
 
-def _from_config(args: Args) -> tuple[pathlib.Path, data_resolver.DataDecisions, tuple[str, str], int, pathlib.Path]:
+def _from_config(args: Args) -> tuple[pathlib.Path, data_resolver.DataDecisions, tuple[str, str], int, pathlib.Path, Any]:
     """(dataset root, the resolver's decisions, (state key, action key), action horizon, output dir) of the
-    training config, with ``--state-dims`` replacing the config's."""
+    training config, with ``--state-dims`` replacing the config's; then the data config itself."""
     config = _config.get_config(args.config_name, args.config_overrides)
     data = config.data if args.state_dims is None else dataclasses.replace(config.data, state_dims=args.state_dims)
     root = _lerobot_meta.resolve_root(data.repo_id or None, args.root or data.root)
     decisions = data_resolver.resolve(data, config.model, config.assets_dirs)
     horizon = args.action_horizon or config.model.action_horizon
-    return root, decisions, (data.state_key, data.action_key), horizon, args.output_dir or decisions.stats_dir
+    return root, decisions, (data.state_key, data.action_key), horizon, args.output_dir or decisions.stats_dir, data
 
 
 def main(args: Args) -> None:
     if args.config_name is not None:
-        root, decisions, keys, horizon, output_dir = _from_config(args)
+        root, decisions, keys, horizon, output_dir, data = _from_config(args)
         transform = decisions.state_transform
+        delta_mask, per_timestep = data.delta_action_mask, data.per_timestep_norm
     elif args.repo_id is None and args.root is None:
         raise SystemExit("Give --config-name, or --repo-id and/or --root.")
     else:
@@ -73,6 +78,7 @@ def main(args: Args) -> None:
             shape = _lerobot_meta.LeRobotMetadata.load(root).features.get(keys[0], {}).get("shape") or [0]
             robot = data_resolver.robot_for_state(shape[-1])
         transform, horizon = data_resolver.state_transform(robot, args.state_dims), args.action_horizon or 1
+        delta_mask, per_timestep = None, args.per_timestep
         output_dir = args.output_dir or pathlib.Path("assets") / (args.repo_id or root.name)
     norm_stats = _stats.compute_norm_stats(
         root,
@@ -81,10 +87,12 @@ def main(args: Args) -> None:
         state_transform=transform,
         action_horizon=horizon,
         max_frames=args.max_frames,
+        delta_action_mask=delta_mask,
+        per_timestep=per_timestep,
     )
     path = _normalize.save(output_dir, norm_stats)
     for key, value in norm_stats.items():
-        print(f"{key}: {len(value.mean)} dims, mean |x| {abs(value.mean).mean():.4f}, min std {value.std.min():.3g}")
+        print(f"{key}: shape {np.shape(value.mean)}, mean |x| {abs(value.mean).mean():.4f}, min std {value.std.min():.3g}")
     print(f"Wrote {path}")
 
 

@@ -39,7 +39,7 @@ def run(args: Args, predict: evaluation.Predict | None = None) -> dict[str, Any]
     """The evaluation report; ``predict`` replaces the checkpoint's policy (tests, custom policies)."""
     if predict is None:
         sources.check_checkpoint(args.checkpoint)
-    source = sources.resolve(args)
+    source = sources.resolve(args, policy_outputs=True)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     candidates = sources.select_tasks(source.meta, tasks) if tasks else source.meta.episode_indices
     episodes = sources.heldout_episodes(source, candidates, args.num_episodes)

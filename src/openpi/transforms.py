@@ -117,9 +117,10 @@ def _constant_dims(
         else:
             scale, what = np.asarray(stats.std), "std"
         masks[key] = scale < min_scale
-        for dim in np.flatnonzero(masks[key]):
+        for index in np.argwhere(masks[key]):
+            dim = int(index[-1]) if len(index) == 1 else f"{int(index[-1])} at chunk step {int(index[0])}"
             warnings.warn(
-                f"Normalization of '{key}' dim {dim}: {what} = {float(scale[dim]):.3g} < {min_scale:g}; the dim is "
+                f"Normalization of '{key}' dim {dim}: {what} = {float(scale[tuple(index)]):.3g} < {min_scale:g}; the dim is "
                 "treated as constant (normalized to 0, unnormalized to its constant value).",
                 UserWarning,
                 stacklevel=4,
@@ -127,8 +128,16 @@ def _constant_dims(
     return masks
 
 
-def _split(x: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stats may cover fewer dims than the data (e.g. 23-dim stats, 32-dim padded model output)."""
+def _split(x: np.ndarray, key: str, stats: _normalize.NormStats) -> tuple[np.ndarray, np.ndarray]:
+    """Stats may cover fewer dims than the data (e.g. 23-dim stats, 32-dim padded model output). Per-timestep
+    stats [H, D] need data whose second-to-last axis is the chunk of H steps."""
+    mean = np.asarray(stats.mean)
+    if mean.ndim == 2 and (x.ndim < 2 or x.shape[-2] != mean.shape[0]):
+        raise ValueError(
+            f"Per-timestep norm stats for '{key}' have {mean.shape[0]} chunk steps but the data has shape "
+            f"{x.shape}; recompute them with scripts/compute_norm_stats.py for this config's action_horizon."
+        )
+    dims = min(x.shape[-1], mean.shape[-1])
     return x[..., :dims], x[..., dims:]
 
 
@@ -154,14 +163,14 @@ class Normalize(DataTransformFn):
                     raise KeyError(f"Normalize: sample has no key '{key}'; keys: {sorted(data)}.")
                 continue
             x = np.asarray(data[key], dtype=np.float32)
-            head, tail = _split(x, min(x.shape[-1], len(stats.mean)))
+            head, tail = _split(x, key, stats)
             d = head.shape[-1]
-            constant = self._constant[key][:d]
+            constant = self._constant[key][..., :d]
             if self.use_quantiles:
-                q01, q99 = stats.q01[:d], stats.q99[:d]
+                q01, q99 = stats.q01[..., :d], stats.q99[..., :d]
                 y = (head - q01) / (q99 - q01 + _EPS) * 2.0 - 1.0
             else:
-                mean, std = stats.mean[:d], stats.std[:d]
+                mean, std = stats.mean[..., :d], stats.std[..., :d]
                 y = (head - mean) / (std + _EPS)
             y = np.where(constant, 0.0, y)
             data[key] = np.concatenate([y.astype(np.float32), tail], axis=-1)
@@ -186,15 +195,15 @@ class Unnormalize(DataTransformFn):
             if key not in data:
                 continue
             x = np.asarray(data[key], dtype=np.float32)
-            head, tail = _split(x, min(x.shape[-1], len(stats.mean)))
+            head, tail = _split(x, key, stats)
             d = head.shape[-1]
-            constant = self._constant[key][:d]
+            constant = self._constant[key][..., :d]
             if self.use_quantiles:
-                q01, q99 = stats.q01[:d], stats.q99[:d]
+                q01, q99 = stats.q01[..., :d], stats.q99[..., :d]
                 y = (head + 1.0) / 2.0 * (q99 - q01 + _EPS) + q01
                 y = np.where(constant, (q01 + q99) / 2.0, y)
             else:
-                mean, std = stats.mean[:d], stats.std[:d]
+                mean, std = stats.mean[..., :d], stats.std[..., :d]
                 y = np.where(constant, mean, head * (std + _EPS) + mean)
             data[key] = np.concatenate([y.astype(np.float32), tail], axis=-1)
         return data

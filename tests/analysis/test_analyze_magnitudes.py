@@ -136,3 +136,35 @@ def test_too_short_episodes_for_chunks(planted):
     short = planted.table.select([0])
     with pytest.raises(ValueError, match="action_horizon=1000"):
         magnitudes.analyze(short, GROUPS, common.data_norm_stats(short), horizon=1000)
+
+
+def test_recommends_masked_adaptive_for_padded_imbalanced_data(planted):
+    """B1K-like data padded to 32 dims, base steps far larger than arm steps: exclude padding and balance."""
+    stats = common.data_norm_stats(planted.table)
+    report = magnitudes.analyze(planted.table, GROUPS, stats, max_chunks=256)
+    rec = report["recommendation"]
+    assert rec["padding_weight_share"] == pytest.approx(9 / 32)  # uniform weights: padding's share of the dims
+    moving = {n: g["normalized"]["delta_rms"] for n, g in report["groups"].items() if g["moving_fraction"] > 0}
+    assert rec["motion_imbalance"] == pytest.approx(max(moving.values()) / min(moving.values()))
+    assert rec["motion_imbalance"] > magnitudes.IMBALANCE_LIMIT
+    assert rec["strategy"] == "adaptive" and rec["exclude_padding"]
+    assert "Recommended: loss_weighting_strategy='adaptive', exclude_padding=True" in magnitudes.format_table(report)
+
+
+def test_recommends_plain_uniform_for_balanced_unpadded_data():
+    """Every dim the same i.i.d. jitter around 1 (same normalized step size), no padding: nothing to fix."""
+    rng = np.random.default_rng(0)
+    episodes = {e: (1.0 + rng.normal(scale=0.05, size=(300, 23))).astype(np.float32) for e in range(6)}
+    table = common.ActionTable.from_episodes(episodes, dict.fromkeys(episodes, "task"))
+    unpadded = ag.ActionGroups.create({k: v for k, v in b1k_policy.R1PRO_ACTION_GROUPS.items() if k != "padding"}, 23)
+    report = magnitudes.analyze(table, unpadded, common.data_norm_stats(table), max_chunks=128)
+    rec = report["recommendation"]
+    assert rec["padding_weight_share"] == 0.0 and not rec["exclude_padding"]
+    assert rec["motion_imbalance"] < 1.5 and rec["strategy"] == "uniform"
+
+
+def test_recommendation_thresholds():
+    rec = magnitudes.recommend_strategy(0.01, {"a": 1.0, "b": 2.9, "still": 0.0}, {"a": 0.5, "b": 0.5, "still": 0.0})
+    assert rec["strategy"] == "uniform" and not rec["exclude_padding"] and rec["motion_imbalance"] == pytest.approx(2.9)
+    rec = magnitudes.recommend_strategy(0.3, {"a": 1.0, "b": 3.1}, {"a": 0.5, "b": 0.5})
+    assert rec["strategy"] == "adaptive" and rec["exclude_padding"]

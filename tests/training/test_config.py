@@ -65,7 +65,18 @@ def test_simple_arm_focused_puts_the_same_emphasis_on_each_dim():
     w = np.asarray(lw.dimension_weights)
     expected = np.zeros(32)
     expected[0:3], expected[3:7], expected[7:14], expected[15:22], expected[[14, 22]] = 1.0, 2.0, 3.0, 3.0, 2.5
-    np.testing.assert_allclose(w, expected / expected.mean())
+    # exclude_padding: mean 1 over the 23 real dims, not over all 32.
+    assert lw.exclude_padding
+    np.testing.assert_allclose(w, expected / expected[:23].mean())
+
+
+@pytest.mark.parametrize("name", ["pi0_b1k_masked", "pi0_b1k_masked_demo", "pi0_b1k_adaptive", "pi0_b1k_arm_focused"])
+def test_masked_configs_exclude_the_nine_padding_dims(name):
+    lw = _config.get_config(name).model.loss_weighting
+    assert lw.strategy == {"pi0_b1k_masked": "uniform", "pi0_b1k_adaptive": "adaptive"}.get(
+        name.removesuffix("_demo"), "per_group"
+    )
+    assert lw.exclude_padding and lw.real_dims.sum() == 23 and not lw.real_dims[23:].any()
 
 
 @pytest.mark.parametrize(
@@ -84,7 +95,7 @@ def test_variants_differ_only_in_weighting():
     for field in dataclasses.fields(_config.TrainConfig):
         if field.name not in ("name", "model"):
             assert getattr(base, field.name) == getattr(arm, field.name), field.name
-    weighting_fields = {"loss_weighting_strategy", "group_weights", "dimension_weights"}
+    weighting_fields = {"loss_weighting_strategy", "group_weights", "dimension_weights", "exclude_padding"}
     for field in dataclasses.fields(base.model):
         if field.name not in weighting_fields:
             assert getattr(base.model, field.name) == getattr(arm.model, field.name), field.name

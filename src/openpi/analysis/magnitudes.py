@@ -13,6 +13,13 @@ normalization type as training, constant dims mapped to 0):
 - ``suggested_group_weights``: w_G ∝ 1 / (n_G · s_G²), s_G the normalized ``delta_rms``, so every group gets
   the same Σ W · ΔA² under ``per_dimension`` weighting; capped at ``max_weight_ratio`` × the smallest
   weight, scaled to mean 1 over data dims; padding and motionless groups get 0.
+- ``recommendation``: which strategy to train with, from two measurements (``recommend_strategy``):
+  ``padding_weight_share``, the ``padding`` group's share of the loss weight under ``uniform``, and
+  ``motion_imbalance``, the ratio of the largest to the smallest normalized ``delta_rms`` among the real groups
+  that move. Padding share above ``PADDING_SHARE_LIMIT`` → ``exclude_padding`` (offline, dropping padding was
+  the whole measured gain of per-group weighting); imbalance above ``IMBALANCE_LIMIT`` → ``adaptive`` (balances
+  groups without hand-set weights; ``per_group`` with the suggested weights is the hand-tuned alternative);
+  otherwise plain ``uniform``.
 """
 
 from __future__ import annotations
@@ -83,6 +90,47 @@ def suggest_group_weights(
     return {g: w / mean for g, w in raw.items()}
 
 
+# Above this share of the loss weight on padding dims, padding visibly dilutes the loss of the real dims.
+PADDING_SHARE_LIMIT = 0.05
+# A 3x spread of normalized step sizes is a 9x spread of the motion signal per dim between groups.
+IMBALANCE_LIMIT = 3.0
+
+
+def recommend_strategy(
+    padding_weight_share: float, delta_rms: dict[str, float], moving: dict[str, float]
+) -> dict[str, Any]:
+    """The strategy the measurements point to (module docstring), with the figures and reasons behind it.
+
+    ``delta_rms`` and ``moving`` (the moving fraction) are per real group; groups that never move are left out.
+    """
+    active = {g: v for g, v in delta_rms.items() if v > 0 and moving.get(g, 0.0) > 0}
+    imbalance = max(active.values()) / min(active.values()) if len(active) > 1 else 1.0
+    exclude = padding_weight_share > PADDING_SHARE_LIMIT
+    reasons = []
+    if exclude:
+        reasons.append(
+            f"{padding_weight_share:.0%} of the uniform loss weight sits on padding dims (> {PADDING_SHARE_LIMIT:.0%}):"
+            " set exclude_padding=True."
+        )
+    if imbalance > IMBALANCE_LIMIT:
+        strategy = "adaptive"
+        slow, fast = min(active, key=active.get), max(active, key=active.get)
+        reasons.append(
+            f"normalized step sizes differ {imbalance:.1f}x between groups ({fast} vs {slow}, > {IMBALANCE_LIMIT:g}x):"
+            " balance them with 'adaptive' (or 'per_group' with the suggested weights)."
+        )
+    else:
+        strategy = "uniform"
+        reasons.append(f"group step sizes are within {imbalance:.1f}x (<= {IMBALANCE_LIMIT:g}x): no reweighting needed.")
+    return {
+        "strategy": strategy,
+        "exclude_padding": exclude,
+        "padding_weight_share": padding_weight_share,
+        "motion_imbalance": imbalance,
+        "reasons": reasons,
+    }
+
+
 def _strategy_weightings(
     groups: _groups.ActionGroups, configured: _lw.LossWeighting | None, fallback_weights: dict[str, float]
 ) -> tuple[dict[str, _lw.LossWeighting], dict[str, float]]:
@@ -95,6 +143,8 @@ def _strategy_weightings(
     use_delta = configured.use_delta_weighting if configured is not None else True
     out = {}
     for strategy in _lw.STRATEGIES:
+        if strategy == "adaptive":  # its weights come from training's loss history, not from the data
+            continue
         gw = weights if strategy in ("per_dimension", "per_group") else None
         out[strategy] = _lw.LossWeighting.create(
             strategy,
@@ -178,6 +228,12 @@ def analyze(
         weight_share[strategy], motion_share[strategy] = weight_shares(weighting, chunks, groups)
 
     keep = set(selected)
+    real = [n for n in report_groups if n != _lw.PADDING_GROUP]
+    recommendation = recommend_strategy(
+        weight_share["uniform"].get(_lw.PADDING_GROUP, 0.0),
+        {n: report_groups[n]["normalized"]["delta_rms"] for n in real},
+        {n: report_groups[n]["moving_fraction"] for n in real},
+    )
     return {
         "num_episodes": len(table.lengths),
         "num_frames": len(table.actions),
@@ -192,6 +248,7 @@ def analyze(
         "weight_share": {s: {n: v for n, v in sh.items() if n in keep} for s, sh in weight_share.items()},
         "motion_share": {s: {n: v for n, v in sh.items() if n in keep} for s, sh in motion_share.items()},
         "suggested_group_weights": suggested,
+        "recommendation": recommendation,
     }
 
 
@@ -228,6 +285,11 @@ def format_table(report: dict[str, Any]) -> str:
         "Suggested group weights (equal Σ W·ΔA² per group): "
         + ", ".join(f"{n}={w:.3g}" for n, w in report["suggested_group_weights"].items())
     )
+    if "recommendation" in report:
+        rec = report["recommendation"]
+        padding = ", exclude_padding=True" if rec["exclude_padding"] else ""
+        lines.append(f"Recommended: loss_weighting_strategy={rec['strategy']!r}{padding}")
+        lines.extend(f"  - {reason}" for reason in rec["reasons"])
     if "prediction" in report:
         lines.append("")
         lines.append(f"{'group':<14}{'pred Δrms':>12}{'true Δrms':>12}{'ratio':>8}")

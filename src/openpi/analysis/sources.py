@@ -77,17 +77,27 @@ class Source:
     config: Any = None  # the TrainConfig when resolved from a config name
 
 
-def resolve(args: SourceArgs) -> Source:
-    """Resolves the config (if named) and the dataset; raises for an unknown config or a missing dataset."""
+def trains_transformed_actions(config: Any) -> bool:
+    """True when the config's action norm stats describe something other than the absolute action column
+    (delta actions, or per-timestep stats): errors in absolute units then need the column's own stats."""
+    data = getattr(config, "data", None)
+    return any(getattr(data, "delta_action_mask", None) or ()) or bool(getattr(data, "per_timestep_norm", False))
+
+
+def resolve(args: SourceArgs, *, policy_outputs: bool = False) -> Source:
+    """Resolves the config (if named) and the dataset; raises for an unknown config or a missing dataset.
+
+    ``policy_outputs``: the caller compares a policy's (absolute, raw-unit) outputs with the action column, which
+    works for delta / per-timestep configs too; errors are then normalized with the column's own stats."""
     config = None
     if args.config_name is not None:
         from openpi.training import config as _config  # heavy; only when a config is named
 
         config = _config.get_config(args.config_name, args.config_overrides)
-        if any(getattr(config.data, "delta_action_mask", None) or ()):
+        if trains_transformed_actions(config) and not policy_outputs:
             raise ValueError(
-                f"Config {args.config_name!r} trains delta actions; these tools analyze the absolute action column "
-                "and would mis-measure the delta dims."
+                f"Config {args.config_name!r} trains delta actions or per-timestep stats; these tools analyze the "
+                "absolute action column and would mis-measure them (scripts/eval_policy.py evaluates its policy)."
             )
         repo_id = args.repo_id or config.data.repo_id
         root = args.root or (None if args.repo_id else config.data.root)
@@ -99,7 +109,8 @@ def resolve(args: SourceArgs) -> Source:
         weighting, horizon = config.model.loss_weighting, config.model.action_horizon
         action_key = config.data.action_key
         decisions = data_resolver.resolve_train_config(config)
-        norm, stats_dir = decisions.norm, decisions.stats_dir
+        norm = decisions.norm
+        stats_dir = None if trains_transformed_actions(config) else decisions.stats_dir
     else:
         if args.repo_id is None and args.root is None:
             raise ValueError("Name a training config (--config-name) or a dataset (--repo-id and/or --root).")
@@ -194,6 +205,11 @@ def load_norm_stats(source: Source, table: common.ActionTable) -> tuple[_normali
         stats = _normalize.load(source.norm_stats_path.parent)
         if "actions" not in stats:
             raise ValueError(f"{source.norm_stats_path} has no 'actions' entry (keys: {sorted(stats)}).")
+        if np.ndim(stats["actions"].mean) != 1:
+            raise ValueError(
+                f"{source.norm_stats_path} holds per-timestep action stats; these tools need per-dim stats of the "
+                "absolute actions. Give --norm-stats-dir with such stats, or none to compute them from the data."
+            )
         return stats["actions"], str(source.norm_stats_path)
     return common.data_norm_stats(table), "computed from the dataset's action column"
 
@@ -301,6 +317,8 @@ def with_checkpoint_norm_stats(source: Source, checkpoint: str) -> Source:
     """``source`` reading the norm stats stored in the checkpoint (what its policy normalizes with), if it has them."""
     from openpi.training import checkpoint_io  # heavy (PyTorch models); only when a checkpoint is used
 
+    if trains_transformed_actions(source.config):  # its stats are not those of the absolute actions compared here
+        return source
     stored = checkpoint_io.resolve_step_dir(checkpoint) / "assets" / data_resolver.resolve_train_config(source.config).asset_id / _normalize.NORM_STATS_FILE
     return dataclasses.replace(source, norm_stats_path=stored) if stored.exists() else source
 

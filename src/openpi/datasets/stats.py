@@ -75,8 +75,14 @@ def compute_norm_stats(
     seed: int = 0,
     frames_per_read: int = 500_000,
     progress: bool = True,
+    delta_action_mask: Sequence[bool] | None = None,
+    per_timestep: bool = False,
 ) -> dict[str, _normalize.NormStats]:
     """``{"state": NormStats, "actions": NormStats}`` over the selected episodes.
+
+    With ``delta_action_mask`` the action stats describe the chunks the model trains on, ``a[t + h] − s[t]`` on
+    the masked dims (as ``transforms.DeltaActions`` makes them; past an episode's end the last action repeats,
+    as the data loader does). ``per_timestep`` keeps one set of action stats per chunk index: arrays [H, D].
 
     ``state_transform`` / ``action_transform`` map a whole [N, D] column (e.g. B1K's 256-dim proprio to the
     23-dim state). ``max_frames`` limits the work to a seeded random subset of episodes (the last one cut
@@ -93,6 +99,8 @@ def compute_norm_stats(
         raise ValueError(f"action_horizon must be >= 1, got {action_horizon}.")
     chosen, lengths = _select(meta, episodes, max_frames, seed)
     state_stats, action_stats = _normalize.RunningStats(), _normalize.RunningStats()
+    by_chunk = delta_action_mask is not None or per_timestep
+    timestep_stats = [_normalize.RunningStats() for _ in range(action_horizon)] if per_timestep else None
     with tqdm.tqdm(total=sum(lengths), desc="Norm stats", unit="frame", unit_scale=True, disable=not progress) as bar:
         for group, used in _batches(chosen, lengths, frames_per_read):
             data = _columns.read_columns(meta, [state_key, action_key], episodes=group)
@@ -104,10 +112,37 @@ def compute_norm_stats(
                 state = state_transform(state)
             if action_transform is not None:
                 actions = action_transform(actions)
-            weights = None
-            if action_horizon > 1:
-                weights = np.concatenate([chunk_weights(n, action_horizon) for n in used])
             state_stats.update(state)
-            action_stats.update(actions, weights)
+            if by_chunk:
+                for chunks in _episode_chunks(state, actions, used, action_horizon, delta_action_mask):
+                    if timestep_stats is None:
+                        action_stats.update(chunks)
+                    else:
+                        for h, stats in enumerate(timestep_stats):
+                            stats.update(chunks[:, h])
+            else:
+                weights = None
+                if action_horizon > 1:
+                    weights = np.concatenate([chunk_weights(n, action_horizon) for n in used])
+                action_stats.update(actions, weights)
             bar.update(sum(used))
+    if timestep_stats is not None:
+        per_step = [stats.get_statistics() for stats in timestep_stats]
+        stack = {f: np.stack([getattr(st, f) for st in per_step]) for f in ("mean", "std", "q01", "q99")}
+        return {"state": state_stats.get_statistics(), "actions": _normalize.NormStats(**stack)}
     return {"state": state_stats.get_statistics(), "actions": action_stats.get_statistics()}
+
+
+def _episode_chunks(state, actions, lengths, horizon, delta_action_mask):
+    """Per episode, its [n, H, D] action chunks (relative to the chunk's start state on the masked dims)."""
+    start = 0
+    for n in lengths:
+        episode_actions, episode_state = actions[start : start + n], state[start : start + n]
+        start += n
+        index = np.minimum(np.arange(n)[:, None] + np.arange(horizon)[None], n - 1)
+        chunks = np.array(episode_actions[index], dtype=np.float64)
+        if delta_action_mask is not None:
+            mask = np.asarray(delta_action_mask, dtype=bool)
+            d = len(mask)
+            chunks[..., :d] -= np.where(mask, episode_state[:, :d], 0.0)[:, None, :]
+        yield chunks

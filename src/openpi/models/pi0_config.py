@@ -87,6 +87,11 @@ class Pi0Config(_model.BaseModelConfig):
     delta_cap: float = 0.5
     delta_min_weight: float = 0.1
     delta_max_weight: float = 3.0
+    # Padding dims (the ``padding`` group) never enter the loss; weights and the loss are means over real dims.
+    exclude_padding: bool = False
+    # ``adaptive`` strategy: EMA decay of each group's loss and the steps that average its starting loss.
+    adaptive_decay: float = 0.9
+    adaptive_warmup_steps: int = 20
 
     def __post_init__(self):
         if self.max_token_len is None:
@@ -145,6 +150,8 @@ class Pi0Config(_model.BaseModelConfig):
                 min_weight=self.delta_min_weight,
                 max_weight=self.delta_max_weight,
             ),
+            exclude_padding=self.exclude_padding,
+            adaptive=_lw.AdaptiveBalance(decay=self.adaptive_decay, warmup_steps=self.adaptive_warmup_steps),
         )
 
     @property

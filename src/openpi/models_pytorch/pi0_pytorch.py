@@ -236,10 +236,12 @@ class PI0Pytorch(nn.Module):
         time: torch.Tensor | None = None,
         *,
         train: bool = False,
+        group_weights: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Weighted flow-matching loss [B, H] and the per-group metrics of ``pi0_loss_utils_pytorch``.
 
-        ``train`` augments the images (random crop, rotation, colour jitter), like JAX ``compute_loss(train=True)``.
+        ``train`` augments the images (random crop, rotation, colour jitter), like JAX ``compute_loss(train=True)``;
+        ``group_weights`` [G] are the ``adaptive`` strategy's current weights (held by the trainer).
         """
         actions = actions.float()
         noise = torch.randn_like(actions) if noise is None else noise.float()
@@ -255,7 +257,9 @@ class PI0Pytorch(nn.Module):
         (_, suffix_out), _ = self.paligemma_with_expert([prefix, suffix], attn_mask, positions, (None, cond))
         v_t = self.action_out_proj(suffix_out[:, -self.config.action_horizon :].to(self.action_out_proj.weight.dtype))
         per_dim_loss = (v_t.float() - u_t).square()
-        return _loss.weighted_loss_and_metrics(self.config.loss_weighting, per_dim_loss, actions)
+        return _loss.weighted_loss_and_metrics(
+            self.config.loss_weighting, per_dim_loss, actions, group_weights=group_weights
+        )
 
     def forward(self, observation, actions, noise=None, time=None, *, train: bool = False) -> torch.Tensor:
         """The weighted flow-matching loss [B, H]; the trainer means it."""

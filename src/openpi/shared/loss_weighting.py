@@ -15,6 +15,12 @@ strategy returns ``loss[b, h]`` and uses weights whose mean is 1, so losses stay
 - ``per_dimension``: fixed ``W[d]`` rescaled to ``mean_d W = 1``; ``loss = mean_d(W · err)``.
 - ``per_group``: ``W[b,h,d] = g[group(d)] · δ_G[b,h]`` with ``δ_G`` the time weight computed on the group's own
   dims and rescaled to mean 1 within the group (1 when delta weighting is off), then ``W /= mean W``.
+- ``adaptive``: ``W[d] = a[group(d)]`` with ``a`` set from the run's own loss history (see ``AdaptiveBalance``);
+  no hand-set weights.
+
+``exclude_padding`` (any strategy): the dims of the group named ``padding`` get weight exactly 0, every mean-1
+rescaling runs over the real dims only and the loss is ``Σ_d W·err / n_real``, so the reported loss is the mean
+error over the robot's real dims and comparable across strategies and robots with different padding.
 """
 
 from __future__ import annotations
@@ -30,8 +36,9 @@ import numpy as np
 
 from openpi.shared import action_groups as _groups
 
-Strategy = Literal["original", "uniform", "per_dimension", "per_group"]
-STRATEGIES: tuple[str, ...] = ("original", "uniform", "per_dimension", "per_group")
+Strategy = Literal["original", "uniform", "per_dimension", "per_group", "adaptive"]
+STRATEGIES: tuple[str, ...] = ("original", "uniform", "per_dimension", "per_group", "adaptive")
+PADDING_GROUP = "padding"
 Array = Any
 
 
@@ -60,6 +67,29 @@ class DeltaWeighting:
 
 
 @dataclasses.dataclass(frozen=True)
+class AdaptiveBalance:
+    """The ``adaptive`` rule: each group's weight is its loss relative to its own starting loss.
+
+    ``a[g] ∝ ema_g / base_g``, rescaled to mean 1 over the (real) dims. ``base_g`` is the mean batch loss of
+    group g over the first ``warmup_steps`` steps (weights are 1 meanwhile), ``ema_g`` an exponential moving
+    average (``decay``) of its batch loss. This is GradNorm's "inverse training rate" without its gradient
+    norms: a group that has improved less than the others, relative to where it started, gets more weight, so
+    the weights need no per-group backward pass and are unit-free (a group's loss scale, e.g. a gripper's
+    near-constant targets, cancels in the ratio). Groups improving at the same rate keep weight 1 each.
+    State per group: ``base``, ``ema``; plus the number of updates ``steps``.
+    """
+
+    decay: float = 0.9
+    warmup_steps: int = 20
+
+    def __post_init__(self):
+        if not 0.0 <= self.decay < 1.0:
+            raise ValueError(f"Adaptive balance decay must be in [0, 1), got {self.decay}.")
+        if self.warmup_steps < 1:
+            raise ValueError(f"Adaptive balance warmup_steps must be >= 1, got {self.warmup_steps}.")
+
+
+@dataclasses.dataclass(frozen=True)
 class LossWeighting:
     """A validated, hashable description of how to weight the per-dim loss (usable as a static jit argument)."""
 
@@ -72,6 +102,9 @@ class LossWeighting:
     dimension_weights: tuple[float, ...] | None = None
     use_delta_weighting: bool = True
     delta: DeltaWeighting = DeltaWeighting()
+    # Dims of the ``padding`` group get weight 0 and the loss is the mean over the real dims only.
+    exclude_padding: bool = False
+    adaptive: AdaptiveBalance = AdaptiveBalance()
 
     @classmethod
     def create(
@@ -84,11 +117,22 @@ class LossWeighting:
         dimension_weights: Sequence[float] | None = None,
         use_delta_weighting: bool = True,
         delta: DeltaWeighting = DeltaWeighting(),
+        exclude_padding: bool = False,
+        adaptive: AdaptiveBalance = AdaptiveBalance(),
     ) -> LossWeighting:
         """Validates every input and raises ``ValueError`` naming the offending group, dims or value."""
         if strategy not in STRATEGIES:
             raise ValueError(f"Unknown loss weighting strategy {strategy!r}; choose one of {list(STRATEGIES)}.")
         groups = _groups.ActionGroups.create(action_groups, action_dim) if action_groups is not None else None
+        if exclude_padding and groups is None:
+            raise ValueError(
+                f"exclude_padding needs action_groups with a '{PADDING_GROUP}' group naming the padded dims."
+            )
+        if strategy == "adaptive" and groups is None:
+            raise ValueError("Strategy 'adaptive' needs action_groups (it balances the groups' losses).")
+        real = _real_dims(groups, action_dim) if exclude_padding else np.ones(action_dim, bool)
+        if not real.any():
+            raise ValueError(f"exclude_padding: every action dim is in the '{PADDING_GROUP}' group; nothing to train.")
         gw = groups.group_weight_vector(group_weights) if groups is not None and group_weights is not None else None
         if group_weights is not None and groups is None:
             raise ValueError("group_weights were given without action_groups; define the groups they refer to.")
@@ -109,7 +153,10 @@ class LossWeighting:
                 raise ValueError(
                     "Strategy 'per_dimension' needs dimension_weights, or action_groups with group_weights."
                 )
-            dw = tuple(float(v) for v in raw / raw.mean())
+            raw = np.where(real, raw, 0.0)
+            if not raw.any():
+                raise ValueError("per_dimension weights are 0 on every real (non-padding) dim; nothing to train.")
+            dw = tuple(float(v) for v in raw / raw[real].mean())
         elif dimension_weights is not None:
             raise ValueError(f"dimension_weights only apply to strategy 'per_dimension', not {strategy!r}.")
         return cls(
@@ -120,7 +167,16 @@ class LossWeighting:
             dimension_weights=dw,
             use_delta_weighting=bool(use_delta_weighting),
             delta=delta,
+            exclude_padding=bool(exclude_padding),
+            adaptive=adaptive,
         )
+
+    @property
+    def real_dims(self) -> np.ndarray:
+        """bool[action_dim]: the dims that enter the loss (all, unless ``exclude_padding``)."""
+        if not self.exclude_padding:
+            return np.ones(self.action_dim, bool)
+        return _real_dims(self.groups, self.action_dim)
 
     def to_json(self) -> dict[str, Any]:
         """What a run config should record so runs can be grouped and compared (e.g. in wandb)."""
@@ -133,7 +189,17 @@ class LossWeighting:
             out["dimension_weights"] = list(self.dimension_weights)
         if self.strategy in ("original", "per_group") and self.use_delta_weighting:
             out["delta"] = dataclasses.asdict(self.delta)
+        if self.strategy == "adaptive":
+            out["adaptive"] = dataclasses.asdict(self.adaptive)
+        out["exclude_padding"] = self.exclude_padding
         return out
+
+
+def _real_dims(groups: _groups.ActionGroups | None, action_dim: int) -> np.ndarray:
+    real = np.ones(action_dim, bool)
+    if groups is not None and PADDING_GROUP in groups.names:
+        real[list(groups.dims[groups.names.index(PADDING_GROUP)])] = False
+    return real
 
 
 class ArrayOps(Protocol):
@@ -174,33 +240,49 @@ def _time_weight(step_norm: Array, delta: DeltaWeighting, ops: ArrayOps) -> Arra
     return ops.clip(delta.alpha + delta.beta * ops.minimum(step_norm, delta.cap), delta.min_weight, delta.max_weight)
 
 
-def loss_weights(weighting: LossWeighting, actions: Array, ops: ArrayOps) -> Array | None:
-    """Weights broadcastable to ``[B, H, D]``: ``None`` (uniform), ``[B, H, 1]``, ``[D]`` or ``[B, H, D]``."""
+def loss_weights(
+    weighting: LossWeighting, actions: Array, ops: ArrayOps, group_weights: Array | None = None
+) -> Array | None:
+    """Weights broadcastable to ``[B, H, D]``: ``None`` (uniform), ``[B, H, 1]``, ``[D]`` or ``[B, H, D]``.
+
+    ``group_weights`` [G] are the current ``adaptive`` weights (``adaptive_group_weights``); without them the
+    adaptive strategy weighs every group 1. Under ``exclude_padding`` padding dims get weight 0 and the weights
+    have mean 1 over the real dims.
+    """
     strategy = weighting.strategy
+    real = weighting.real_dims
+    masked = not real.all()
     if strategy == "uniform":
-        return None
+        return ops.constant(real.astype(np.float64), actions) if masked else None
     if strategy == "per_dimension":
         return ops.constant(np.asarray(weighting.dimension_weights), actions)
+    groups = weighting.groups
+    if strategy == "adaptive":
+        if group_weights is None:
+            return ops.constant(real.astype(np.float64), actions)
+        per_dim = ops.take_last(ops.stop_gradient(group_weights), groups.dim_to_group) * ops.constant(real, actions)
+        return per_dim / (ops.sum(per_dim, axes=(0,)) / int(real.sum()))
     change = ops.step_change(ops.stop_gradient(actions))
     if strategy == "original":
         step_norm = ops.sqrt(ops.sum(change * change, axes=(2,)))[..., None]  # [B, H, 1]
         w = _time_weight(step_norm, weighting.delta, ops)
-        return ops.stop_gradient(w / ops.mean(w, axes=(0, 1)))
+        w = ops.stop_gradient(w / ops.mean(w, axes=(0, 1)))
+        return w * ops.constant(real, actions) if masked else w
     # per_group
-    groups = weighting.groups
-    per_dim_group_weight = np.asarray(weighting.group_weights)[groups.dim_to_group]
+    per_dim_group_weight = np.where(real, np.asarray(weighting.group_weights)[groups.dim_to_group], 0.0)
     if not weighting.use_delta_weighting:
-        return ops.constant(per_dim_group_weight / per_dim_group_weight.mean(), actions)
+        return ops.constant(per_dim_group_weight / per_dim_group_weight[real].mean(), actions)
     squared = ops.matmul(change * change, ops.constant(groups.membership, actions))  # [B, H, G]
     delta_g = _time_weight(ops.sqrt(squared), weighting.delta, ops)
     delta_g = delta_g / ops.mean(delta_g, axes=(0, 1))
     w = ops.take_last(delta_g, groups.dim_to_group) * ops.constant(per_dim_group_weight, actions)  # [B, H, D]
-    return ops.stop_gradient(w / ops.mean(w, axes=(0, 1, 2)))
+    real_fraction = real.mean()  # the mean over real elements is the mean over all of them / real_fraction
+    return ops.stop_gradient(w / (ops.mean(w, axes=(0, 1, 2)) / real_fraction))
 
 
-def apply_weights(per_dim_loss: Array, weights: Array | None, ops: ArrayOps) -> Array:
-    """``[B, H, D]`` error and weights → ``[B, H]`` loss (``w · mean_d err`` for time-only weights)."""
-    d = per_dim_loss.shape[-1]
+def apply_weights(per_dim_loss: Array, weights: Array | None, ops: ArrayOps, num_dims: int | None = None) -> Array:
+    """``[B, H, D]`` error and weights → ``[B, H]`` loss ``Σ_d W·err / num_dims`` (default: all D dims)."""
+    d = per_dim_loss.shape[-1] if num_dims is None else num_dims
     if weights is None:
         return ops.sum(per_dim_loss, axes=(2,)) / d
     if weights.ndim == 3 and weights.shape[-1] == 1:
@@ -236,23 +318,27 @@ def group_metrics(
 
 
 def weighted_loss_and_metrics(
-    weighting: LossWeighting, per_dim_loss: Array, actions: Array, *, ops: ArrayOps
+    weighting: LossWeighting, per_dim_loss: Array, actions: Array, *, ops: ArrayOps, group_weights: Array | None = None
 ) -> tuple[Array, dict[str, Array]]:
-    """The ``[B, H]`` weighted loss and, when groups are known, the per-group metrics from the same weights."""
+    """The ``[B, H]`` weighted loss and, when groups are known, the per-group metrics from the same weights.
+
+    ``group_weights``: the ``adaptive`` strategy's current weights [G] (ignored by the other strategies)."""
     if per_dim_loss.shape[-1] != weighting.action_dim:
         raise ValueError(
             f"Per-dim loss has {per_dim_loss.shape[-1]} dims but the loss weighting was built for "
             f"action_dim={weighting.action_dim}."
         )
-    weights = loss_weights(weighting, actions, ops)
-    loss = apply_weights(per_dim_loss, weights, ops)
+    weights = loss_weights(weighting, actions, ops, group_weights if weighting.strategy == "adaptive" else None)
+    loss = apply_weights(per_dim_loss, weights, ops, int(weighting.real_dims.sum()))
     metrics = group_metrics(weighting.groups, per_dim_loss, weights, ops) if weighting.groups is not None else {}
     return loss, metrics
 
 
-def full_loss_weights(weighting: LossWeighting, actions: Array, *, ops: ArrayOps) -> Array:
+def full_loss_weights(
+    weighting: LossWeighting, actions: Array, *, ops: ArrayOps, group_weights: Array | None = None
+) -> Array:
     """The full ``[B, H, D]`` weight tensor a strategy applies to the per-dim error."""
-    weights = loss_weights(weighting, actions, ops)
+    weights = loss_weights(weighting, actions, ops, group_weights if weighting.strategy == "adaptive" else None)
     ones = ops.ones_like(actions)
     return ones if weights is None else weights * ones
 
@@ -267,6 +353,7 @@ def compute_weighted_loss(
     dimension_weights: Sequence[float] | None = None,
     use_delta_weighting: bool = True,
     delta: DeltaWeighting = DeltaWeighting(),
+    exclude_padding: bool = False,
     ops: ArrayOps,
 ) -> Array:
     """``per_dim_loss`` [B, H, D] and normalized target ``actions`` [B, H, D] → weighted loss [B, H].
@@ -281,5 +368,44 @@ def compute_weighted_loss(
         dimension_weights=dimension_weights,
         use_delta_weighting=use_delta_weighting,
         delta=delta,
+        exclude_padding=exclude_padding,
     )
     return weighted_loss_and_metrics(weighting, per_dim_loss, actions, ops=ops)[0]
+
+
+# ---- the adaptive strategy's state ------------------------------------------------------------------------------
+# A dict of float32 arrays {"base": [G], "ema": [G], "steps": []}, carried by the trainers (train state /
+# checkpoint) and updated once per step from the global batch's mean loss per group (``loss/<g>``).
+
+_TINY = 1e-12
+
+
+def adaptive_init(weighting: LossWeighting) -> dict[str, np.ndarray]:
+    """The state before the first step (weights 1)."""
+    g = len(weighting.groups.names)
+    return {"base": np.zeros(g, np.float32), "ema": np.zeros(g, np.float32), "steps": np.zeros((), np.float32)}
+
+
+def adaptive_group_weights(weighting: LossWeighting, state: Mapping[str, Array], ops: ArrayOps) -> Array:
+    """[G] unnormalized weights of ``AdaptiveBalance``: 1 during warmup, then ``ema / base``.
+
+    ``loss_weights`` zeroes padding (under ``exclude_padding``) and rescales them to mean 1 over the dims."""
+    active = ops.clip(state["steps"] - (weighting.adaptive.warmup_steps - 1), 0.0, 1.0)  # 0 during warmup, then 1
+    return ops.stop_gradient(active * (state["ema"] / ops.maximum(state["base"], _TINY)) + (1.0 - active))
+
+
+def adaptive_update(
+    weighting: LossWeighting, state: Mapping[str, Array], group_losses: Array, ops: ArrayOps
+) -> dict[str, Array]:
+    """The state after one step whose global batch had mean unweighted loss ``group_losses`` [G] per group."""
+    rule = weighting.adaptive
+    steps = state["steps"]
+    started = ops.clip(steps, 0.0, 1.0)  # 0 on the first update: the EMA starts at the first loss
+    warming = ops.clip(rule.warmup_steps - steps, 0.0, 1.0)  # 1 while the baseline is still being averaged
+    losses = ops.stop_gradient(group_losses)
+    return {
+        "base": state["base"] + warming * (losses - state["base"]) / (steps + 1.0),
+        "ema": started * (rule.decay * state["ema"] + (1.0 - rule.decay) * losses) + (1.0 - started) * losses,
+        "steps": steps + 1.0,
+    }
+

@@ -21,7 +21,9 @@ NORM_STATS_FILE = "norm_stats.json"
 
 @dataclasses.dataclass(frozen=True)
 class NormStats:
-    """Per-dim statistics of one feature; q01/q99 are needed only for quantile normalization."""
+    """Per-dim statistics of one feature; q01/q99 are needed only for quantile normalization.
+
+    Arrays are [D], or [H, D] for per-timestep action stats (one row per index of the action chunk)."""
 
     mean: np.ndarray
     std: np.ndarray
@@ -46,8 +48,10 @@ class NormStats:
         return cls(mean=arr("mean"), std=arr("std"), q01=arr("q01"), q99=arr("q99"))
 
 
-def _as_list(x: np.ndarray) -> list[float]:
-    return [float(v) for v in np.asarray(x, dtype=np.float64).reshape(-1)]
+def _as_list(x: np.ndarray) -> list:
+    """[D] → a list of floats; per-timestep [H, D] → a list of H lists."""
+    x = np.asarray(x, dtype=np.float64)
+    return x.tolist() if x.ndim == 2 else [float(v) for v in x.reshape(-1)]
 
 
 class RunningStats:

@@ -18,6 +18,7 @@ import sys
 from typing import Any
 from typing import Literal
 
+import numpy as np
 import tyro
 
 from openpi.datasets import episode_files
@@ -124,6 +125,8 @@ class LeRobotDataConfig(DataConfigFactory):
     norm: Literal["auto", "zscore", "quantile"] = "auto"
     # Per action dim, True where actions are trained relative to the state.
     delta_action_mask: tuple[bool, ...] | None = None
+    # Action norm stats per chunk index ([H, D] arrays; scripts/compute_norm_stats.py writes them for this config).
+    per_timestep_norm: bool = False
     prompt_from_task: bool = True
     default_prompt: str | None = None
     # Files written by scripts/filter_arm_heavy_episodes.py; ``{assets_dir}`` expands to the config's assets dir.
@@ -246,6 +249,9 @@ VERY_ARM_FOCUSED_WEIGHTS = {
     "grippers": 3.0,
     "padding": 0.0,
 }
+# The 2025 BEHAVIOR challenge winners' recipe: trunk dims 3-5 and both arms relative to the current state; the
+# base velocities, trunk dim 6 and the grippers stay absolute.
+B1K_DELTA_ACTION_MASK = (False,) * 3 + (True,) * 3 + (False,) + (True,) * 7 + (False,) + (True,) * 7 + (False,)
 # Where the CPU demo and the `_demo` configs find the miniature B1K dataset (scripts/demo.py writes it).
 DEMO_DATASET_ROOT = "~/.cache/openpi/mini_b1k/v2.1"
 DEMO_REPO_ID = "openpi/mini_b1k"
@@ -261,10 +267,11 @@ def lerobot_config(
     pi05: bool = True,
     demo: bool = False,
     model: Mapping[str, Any] | None = None,
+    exclude_padding: bool = False,
     **train_fields: Any,
 ) -> TrainConfig:
     """A training config for any LeRobot robot. ``action_groups`` is the robot's layout; dims the model pads
-    (up to its action_dim) join a ``padding`` group of weight 0. The layout drives the loss weighting and the
+    (up to its action_dim) join a ``padding`` group of weight 0 (``exclude_padding`` drops them from the loss). The layout drives the loss weighting and the
     per-group metrics of every strategy (``per_dimension`` gets each dim its group's weight). ``demo=True``
     swaps in a tiny model and short schedule so the config trains on a CPU in minutes."""
     model_fields: dict[str, Any] = {"pi05": pi05, **(DEMO_MODEL_FIELDS if demo else {}), **(model or {})}
@@ -280,6 +287,7 @@ def lerobot_config(
         action_groups=groups,
         group_weights=group_weights,
         dimension_weights=dimension_weights,
+        exclude_padding=exclude_padding,
     )
     if demo:
         train_fields = {**DEMO_TRAIN_FIELDS, **train_fields}
@@ -343,16 +351,32 @@ DEMO_TRAIN_FIELDS: dict[str, Any] = dict(
 _VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("pi0_b1k", dict(strategy="original", pi05=False)),
     ("pi05_b1k", dict(strategy="original")),
-    ("pi0_b1k_arm_focused", dict(strategy="per_group", group_weights=ARM_FOCUSED_WEIGHTS)),
-    ("pi0_b1k_very_arm_focused", dict(strategy="per_group", group_weights=VERY_ARM_FOCUSED_WEIGHTS)),
-    ("pi0_b1k_simple_arm_focused", dict(strategy="per_dimension", group_weights=ARM_FOCUSED_WEIGHTS)),
+    ("pi0_b1k_arm_focused", dict(strategy="per_group", group_weights=ARM_FOCUSED_WEIGHTS, exclude_padding=True)),
+    (
+        "pi0_b1k_very_arm_focused",
+        dict(strategy="per_group", group_weights=VERY_ARM_FOCUSED_WEIGHTS, exclude_padding=True),
+    ),
+    (
+        "pi0_b1k_simple_arm_focused",
+        dict(strategy="per_dimension", group_weights=ARM_FOCUSED_WEIGHTS, exclude_padding=True),
+    ),
     ("pi0_b1k_uniform", dict(strategy="uniform")),
+    # Upstream's loss over the 23 real dims only: no hand-set weights, padding never trained.
+    ("pi0_b1k_masked", dict(strategy="uniform", exclude_padding=True)),
+    # Group weights from each group's own progress (``AdaptiveBalance``), padding excluded.
+    ("pi0_b1k_adaptive", dict(strategy="adaptive", exclude_padding=True)),
+    # The winners' data recipe with upstream's loss: delta actions and per-timestep action normalization.
+    (
+        "pi05_b1k_delta_pertimestep",
+        dict(strategy="uniform", data={"delta_action_mask": B1K_DELTA_ACTION_MASK, "per_timestep_norm": True}),
+    ),
     # Curriculum: phase 1 on arm-heavy data only, phase 2 on everything from phase 1's weights.
     (
         "phase1_arm_heavy",
         dict(
             strategy="per_group",
             group_weights=ARM_FOCUSED_WEIGHTS,
+            exclude_padding=True,
             num_train_steps=20_000,
             data={"episodes_path": "{assets_dir}/arm_heavy_episodes.json"},
         ),
@@ -362,6 +386,7 @@ _VARIANTS: list[tuple[str, dict[str, Any]]] = [
         dict(
             strategy="per_group",
             group_weights=ARM_FOCUSED_WEIGHTS,
+            exclude_padding=True,
             resume_from="phase1_arm_heavy{demo}/{exp_name}",
         ),
     ),
@@ -543,6 +568,20 @@ def _robot_io(factory: LeRobotDataConfig, dataset_action_dim: int | None) -> tup
     return factory.robot_inputs(), outputs
 
 
+def _check_action_stats_shape(stats: Any, factory: LeRobotDataConfig, model_config: ModelConfig, path) -> None:
+    """Per-timestep configs need [action_horizon, D] action stats; the others [D]."""
+    shape = np.shape(stats.mean)
+    fix = "Recompute them with scripts/compute_norm_stats.py --config-name=<this config>."
+    if factory.per_timestep_norm and (len(shape) != 2 or shape[0] != model_config.action_horizon):
+        raise ValueError(
+            f"{path}: data.per_timestep_norm needs action stats of shape [{model_config.action_horizon}, D] (one row "
+            f"per chunk step), got {shape}. {fix}"
+        )
+    if not factory.per_timestep_norm and len(shape) != 1:
+        raise ValueError(f"{path}: action stats of shape {shape} are per-timestep but data.per_timestep_norm is "
+                         f"False. Set --data.per-timestep-norm or {fix[0].lower() + fix[1:]}")
+
+
 def _create_lerobot_data_config(
     factory: LeRobotDataConfig, assets_dirs: pathlib.Path, model_config: ModelConfig
 ) -> DataConfig:
@@ -552,6 +591,8 @@ def _create_lerobot_data_config(
 
     decisions = data_resolver.resolve(factory, model_config, assets_dirs)
     norm_stats = _normalize.load(decisions.stats_dir) if decisions.stats_file.exists() else None
+    if norm_stats is not None and "actions" in norm_stats:
+        _check_action_stats_shape(norm_stats["actions"], factory, model_config, decisions.stats_file)
     if not factory.image_keys:
         raise ValueError(
             "data.image_keys maps no camera: map the model's cameras (" + ", ".join(_model_image_keys()) + ") to "

@@ -24,6 +24,8 @@ import optax
 import tqdm
 
 from openpi.datasets import lerobot as _lerobot
+from openpi.models import pi0_loss_utils as _loss_utils
+from openpi.shared import loss_weighting as _lw
 from openpi.training import checkpoints as _checkpoints
 from openpi.training import config as _config
 from openpi.training import data_loader as _data_loader
@@ -44,6 +46,8 @@ class TrainState:
     ema_params: nnx.State | None
     model_def: nnx.GraphDef = flax.struct.field(pytree_node=False)
     tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+    # The ``adaptive`` strategy's per-group loss history (None otherwise); checkpointed with the rest.
+    loss_balance: dict | None = None
 
 
 def trainable_filter(model_config) -> nnx.filterlib.Filter:
@@ -95,6 +99,7 @@ def init_train_state(
             ema_params=None if config.ema_decay is None else params,
             model_def=graphdef,
             tx=tx,
+            loss_balance=_initial_loss_balance(config.model.loss_weighting),
         )
 
     rng = jax.random.key(config.seed)
@@ -104,14 +109,25 @@ def init_train_state(
     return state, state_sharding
 
 
+def _initial_loss_balance(weighting) -> dict | None:
+    if weighting.strategy != "adaptive":
+        return None
+    return {k: jnp.asarray(v) for k, v in _lw.adaptive_init(weighting).items()}
+
+
 def train_step(config: _config.TrainConfig, rng: jax.Array, state: TrainState, batch) -> tuple[TrainState, dict]:
     observation, actions = batch
     model = nnx.merge(state.model_def, state.params)
     model.train()
     trainable = trainable_filter(config.model)
+    weighting = config.model.loss_weighting
+    balance = state.loss_balance
+    group_weights = None if balance is None else _loss_utils.adaptive_group_weights(weighting, balance)
 
     def loss_fn(model, rng, observation, actions):
-        loss, metrics = model.compute_loss_and_metrics(rng, observation, actions, train=True)
+        loss, metrics = model.compute_loss_and_metrics(
+            rng, observation, actions, train=True, group_weights=group_weights
+        )
         return jnp.mean(loss), metrics
 
     step_rng = jax.random.fold_in(rng, state.step)
@@ -133,7 +149,12 @@ def train_step(config: _config.TrainConfig, rng: jax.Array, state: TrainState, b
         "learning_rate": _optimizer.learning_rate(config.schedule, state.step, xp=jnp),
         **metrics,
     }
-    return dataclasses.replace(state, step=state.step + 1, params=new_params, opt_state=opt_state, ema_params=ema), info
+    if balance is not None:  # metrics are means over the global batch, so every device computes the same update
+        group_losses = jnp.stack([metrics[f"loss/{name}"] for name in weighting.groups.names])
+        balance = _loss_utils.adaptive_update(weighting, balance, group_losses)
+    return dataclasses.replace(
+        state, step=state.step + 1, params=new_params, opt_state=opt_state, ema_params=ema, loss_balance=balance
+    ), info
 
 
 def _save(mgr, state: TrainState, data_config: _config.DataConfig) -> None:

@@ -27,8 +27,10 @@ from torch import nn
 import torch.distributed as dist
 import tqdm
 
+from openpi.models_pytorch import pi0_loss_utils_pytorch as _loss_utils
 from openpi.models_pytorch import pi0_pytorch
 from openpi.models_pytorch import weight_conversion as _conversion
+from openpi.shared import loss_weighting as _lw
 from openpi.shared import normalize as _normalize
 from openpi.training import checkpoint_io as _checkpoint_io
 from openpi.training import config as _config
@@ -158,8 +160,8 @@ class LossAndMetrics(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, observation, actions, noise, time):
-        return self.model.forward_with_metrics(observation, actions, noise=noise, time=time)
+    def forward(self, observation, actions, noise, time, group_weights=None):
+        return self.model.forward_with_metrics(observation, actions, noise=noise, time=time, group_weights=group_weights)
 
 
 # ---- checkpoints -----------------------------------------------------------------------------------------------
@@ -174,6 +176,7 @@ def save_checkpoint(
     data_config: _config.DataConfig,
     *,
     world_size: int,
+    loss_balance: dict[str, torch.Tensor] | None = None,
 ) -> pathlib.Path:
     """Writes ``<step>/{model.safetensors, optimizer.pt, metadata.pt, assets/<asset_id>/norm_stats.json}`` into a
     temporary directory and renames it, so an interrupted save never appears as a step; prunes older steps as the
@@ -197,6 +200,8 @@ def save_checkpoint(
         "loss_weighting": config.model.loss_weighting.to_json(),
         "asset_id": data_config.asset_id,
     }
+    if loss_balance is not None:
+        metadata["loss_balance"] = {k: v.detach().cpu() for k, v in loss_balance.items()}
     torch.save(metadata, tmp / _checkpoint_io.METADATA_FILE)
     if data_config.norm_stats:
         _normalize.save(tmp / "assets" / data_config.asset_id, data_config.norm_stats)
@@ -214,6 +219,25 @@ def load_checkpoint(step_dir: pathlib.Path, model: nn.Module, optimizer: torch.o
     _checkpoint_io.load_weights(model, step_dir / _checkpoint_io.MODEL_FILE)
     optimizer.load_state_dict(torch.load(step_dir / _checkpoint_io.OPTIMIZER_FILE, weights_only=True))
     return int(torch.load(step_dir / _checkpoint_io.METADATA_FILE, weights_only=True)["step"])
+
+
+def initial_loss_balance(
+    config: _config.TrainConfig, step_dir: pathlib.Path | None, device: torch.device
+) -> dict[str, torch.Tensor] | None:
+    """The ``adaptive`` strategy's state: from the checkpoint being resumed, else fresh (None for other strategies)."""
+    weighting = config.model.loss_weighting
+    if weighting.strategy != "adaptive":
+        return None
+    state = {k: torch.as_tensor(v) for k, v in _lw.adaptive_init(weighting).items()}
+    if step_dir is not None:
+        saved = torch.load(step_dir / _checkpoint_io.METADATA_FILE, weights_only=True).get("loss_balance")
+        if saved is None:
+            raise ValueError(
+                f"{step_dir / _checkpoint_io.METADATA_FILE} holds no adaptive loss-balance state (written by a non-adaptive run); "
+                "resume it with its own loss_weighting_strategy or start a new experiment."
+            )
+        state = saved
+    return {k: v.to(device) for k, v in state.items()}
 
 
 def _remove_temporary_dirs(checkpoint_dir: pathlib.Path) -> None:
@@ -251,14 +275,20 @@ def train_step(
     *,
     rank: int = 0,
     world_size: int = 1,
+    loss_balance: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """One update on this rank's slice of the global batch; returns the step's metrics (averaged over ranks).
 
     ``step_module`` is ``LossAndMetrics(model)``, DDP-wrapped under ``torchrun``. Raises ``NonFiniteLossError``
-    on a non-finite loss (before the update) or non-finite weights (after it).
+    on a non-finite loss (before the update) or non-finite weights (after it). ``loss_balance`` (the adaptive
+    strategy's state) sets this step's group weights and is updated in place from the global batch's group losses.
     """
+    weighting = config.model.loss_weighting
+    group_weights = None if loss_balance is None else _loss_utils.adaptive_group_weights(weighting, loss_balance)
     noise, flow_time = noise_and_time(config.seed, step, tuple(actions.shape), rank=rank, world_size=world_size)
-    loss_bh, metrics = step_module(observation, actions, noise.to(actions.device), flow_time.to(actions.device))
+    loss_bh, metrics = step_module(
+        observation, actions, noise.to(actions.device), flow_time.to(actions.device), group_weights
+    )
     loss = loss_bh.mean()
     info = _mean_over_ranks({"loss": loss, **metrics})
     # Before the update: weights that produced a non-finite loss are never stepped, let alone saved.
@@ -266,6 +296,10 @@ def train_step(
     run_utils.check_finite(
         step + 1, info["loss"], info, targets=actions.detach().cpu().numpy(), groups=config.model.loss_weighting.groups
     )
+    if loss_balance is not None:  # ``info`` holds global-batch means, identical on every rank
+        group_losses = torch.tensor([info[f"loss/{n}"] for n in weighting.groups.names], dtype=torch.float32)
+        new_balance = _loss_utils.adaptive_update(weighting, loss_balance, group_losses.to(actions.device))
+        loss_balance.update(new_balance)
     lr = float(_optimizer.learning_rate(config.schedule, step))
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -326,6 +360,7 @@ def _train(
         start_step = load_checkpoint(checkpoint_dir / str(steps[-1]), model, optimizer)
         if is_main:
             logger.info("Resumed from step %d in %s.", start_step, checkpoint_dir)
+    loss_balance = initial_loss_balance(config, checkpoint_dir / str(steps[-1]) if steps else None, device)
 
     step_module: nn.Module = LossAndMetrics(model)
     if world_size > 1:
@@ -343,14 +378,15 @@ def _train(
     for step in range(start_step, config.num_train_steps):
         observation, actions = _to_device(next(batches), device)
         info = train_step(config, step_module, model, optimizer, step, observation, actions, rank=rank,
-                          world_size=world_size)
+                          world_size=world_size, loss_balance=loss_balance)
         interval.add(info)
         bar.update(1)
         done = step + 1
         if done % config.log_interval == 0 or done == config.num_train_steps:
             bar.set_postfix(loss=f"{interval.flush(done)['loss']:.4f}")
         if is_main and (done % config.save_interval == 0 or done == config.num_train_steps):
-            save_checkpoint(checkpoint_dir, done, model, optimizer, config, data_config, world_size=world_size)
+            save_checkpoint(checkpoint_dir, done, model, optimizer, config, data_config, world_size=world_size,
+                            loss_balance=loss_balance)
     bar.close()
     _barrier()
     run.finish()
