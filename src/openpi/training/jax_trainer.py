@@ -23,7 +23,7 @@ import numpy as np
 import optax
 import tqdm
 
-from openpi.datasets import lerobot as _lerobot
+from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.models import pi0_loss_utils as _loss_utils
 from openpi.shared import loss_weighting as _lw
 from openpi.training import checkpoints as _checkpoints
@@ -194,7 +194,7 @@ def _fingerprint(config: _config.TrainConfig, data_config: _config.DataConfig) -
     metadata and episode selection, and the norm stats."""
     run_config = config.run_config()
     del run_config["process_id"]
-    meta = _lerobot.LeRobotMetadata.load(_lerobot.resolve_root(data_config.repo_id, data_config.root))
+    meta = _lerobot_meta.LeRobotMetadata.load(_lerobot_meta.resolve_root(data_config.repo_id, data_config.root))
     return {
         **{f"config.{key}": value for key, value in run_config.items()},
         "dataset.info": meta.info,
