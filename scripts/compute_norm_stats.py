@@ -10,7 +10,6 @@ Example: python scripts/compute_norm_stats.py --repo-id behavior-1k/2025-challen
 
 import dataclasses
 import pathlib
-from typing import Any
 from typing import Literal
 
 import numpy as np
@@ -52,22 +51,22 @@ class Args:
     """Action stats per chunk index ([H, D]); with --config-name the config's data.per_timestep_norm decides."""
 
 
-def _from_config(args: Args) -> tuple[pathlib.Path, data_resolver.DataDecisions, tuple[str, str], int, pathlib.Path, Any]:
+def _from_config(args: Args) -> tuple[pathlib.Path, data_resolver.DataDecisions, tuple[str, str], int, pathlib.Path]:
     """(dataset root, the resolver's decisions, (state key, action key), action horizon, output dir) of the
-    training config, with ``--state-dims`` replacing the config's; then the data config itself."""
+    training config, with ``--state-dims`` replacing the config's."""
     config = _config.get_config(args.config_name, args.config_overrides)
     data = config.data if args.state_dims is None else dataclasses.replace(config.data, state_dims=args.state_dims)
     root = _lerobot_meta.resolve_root(data.repo_id or None, args.root or data.root)
     decisions = data_resolver.resolve(data, config.model, config.assets_dirs)
     horizon = args.action_horizon or config.model.action_horizon
-    return root, decisions, (data.state_key, data.action_key), horizon, args.output_dir or decisions.stats_dir, data
+    return root, decisions, (data.state_key, data.action_key), horizon, args.output_dir or decisions.stats_dir
 
 
 def main(args: Args) -> None:
     if args.config_name is not None:
-        root, decisions, keys, horizon, output_dir, data = _from_config(args)
+        root, decisions, keys, horizon, output_dir = _from_config(args)
         transform = decisions.state_transform
-        delta_mask, per_timestep = data.delta_action_mask, data.per_timestep_norm
+        delta_mask, per_timestep = decisions.delta_action_mask, decisions.per_timestep_norm
     elif args.repo_id is None and args.root is None:
         raise SystemExit("Give --config-name, or --repo-id and/or --root.")
     else:

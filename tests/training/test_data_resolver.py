@@ -47,6 +47,9 @@ def test_every_consumer_takes_the_resolvers_answers(name, mini_v21, tmp_path, mo
         "state": _normalize.NormStats(mean=np.zeros(23), std=np.ones(23), q01=-np.ones(23), q99=np.ones(23)),
         "actions": _normalize.NormStats(mean=np.ones(23), std=np.ones(23), q01=-np.ones(23), q99=np.ones(23)),
     }
+    if decisions.per_timestep_norm:  # action stats per chunk step
+        rows = (config.model.action_horizon, 23)
+        stats["actions"] = _normalize.NormStats(mean=np.ones(rows), std=np.ones(rows), q01=-np.ones(rows), q99=np.ones(rows))
     _normalize.save(decisions.stats_dir, stats)
     if decisions.episodes_path is not None:
         meta = lerobot_meta.LeRobotMetadata.load(mini_v21)
@@ -75,7 +78,7 @@ def test_every_consumer_takes_the_resolvers_answers(name, mini_v21, tmp_path, mo
     assert output_dir == decisions.stats_dir and resolved == decisions
 
     # The analysis tools read the same file with the same norm kind.
-    if not any(getattr(config.data, "delta_action_mask", None) or ()):
+    if not sources.trains_transformed_actions(config):
         source = sources.resolve(sources.SourceArgs(config_name=name, root=str(mini_v21), config_overrides=overrides))
         assert source.norm_stats_path == decisions.stats_file
         assert source.use_quantiles == decisions.use_quantiles

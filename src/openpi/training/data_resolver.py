@@ -53,6 +53,8 @@ class DataDecisions:
     asset_id: str
     stats_dir: pathlib.Path  # <assets_dir>/<asset_id>, user-expanded
     norm: Literal["zscore", "quantile"]
+    per_timestep_norm: bool  # action stats per chunk index ([H, D]) instead of per dim ([D])
+    delta_action_mask: tuple[bool, ...] | None  # dims trained relative to the state (their stats are of deltas)
     robot: str
     state_dims: tuple[int, ...] | None  # the dims of the converted state the model sees; None = all
     episodes_path: pathlib.Path | None  # training-episode list, ``{assets_dir}`` expanded; None = every episode
@@ -87,6 +89,8 @@ def resolve(data: Any, model: Any, assets_dirs: pathlib.Path | str) -> DataDecis
         asset_id=asset_id,
         stats_dir=assets_dir / asset_id,
         norm=norm,
+        per_timestep_norm=data.per_timestep_norm,
+        delta_action_mask=data.delta_action_mask,
         robot=data.robot,
         state_dims=data.state_dims,
         episodes_path=_expand(data.episodes_path, assets_dir),
