@@ -38,31 +38,50 @@ class Pi0Config(_model.BaseModelConfig):
     """
 
     dtype: str = "bfloat16"
+    """Computation dtype of the model (weights stay float32): bfloat16 on accelerators, float32 for CPU demos."""
     paligemma_variant: str = "gemma_2b"
+    """Gemma size of the vision-language backbone (``gemma_2b``, ``gemma_2b_lora``, ``dummy`` for tests)."""
     action_expert_variant: str = "gemma_300m"
-    # SigLIP size (big_vision name); openpi checkpoints use So400m/14, tests and demos a tiny tower like mu/16.
+    """Gemma size of the action expert (``gemma_300m``, ``gemma_300m_lora``, ``dummy``); same depth as the backbone."""
     vision_variant: str = "So400m/14"
-    # Model input size; openpi uses 224x224 (256 patches at /14). Smaller sizes only make sense for tiny models.
+    """SigLIP size (big_vision name); openpi checkpoints use So400m/14, tests and demos a tiny tower like mu/16."""
     image_resolution: tuple[int, int] = _model.IMAGE_RESOLUTION
+    """Model input size; openpi uses 224x224 (256 patches at /14). Smaller sizes only make sense for tiny models."""
 
     action_dim: int = 32
+    """Action (and state) width the model works in; robot actions are zero-padded up to it."""
     action_horizon: int = 50
-    max_token_len: int = None  # type: ignore[assignment]  # → 200 for pi0.5, 48 for pi0
+    """Actions predicted per chunk (and trained on per sample)."""
+    max_token_len: int = None  # type: ignore[assignment]
+    """Prompt length in tokens; default 200 for pi0.5, 48 for pi0."""
     pi05: bool = False
-    # pi0.5 feeds the state as discrete tokens in the prompt; defaults to ``pi05``.
+    """pi0.5 (adaRMS time conditioning, discrete state tokens) instead of pi0."""
     discrete_state_input: bool = None  # type: ignore[assignment]
+    """Feed the state as discrete tokens in the prompt (pi0.5's way); defaults to ``pi05``."""
 
-    # Action-group loss weighting.
     loss_weighting_strategy: _lw.Strategy = "uniform"
+    """How the per-dim loss is weighted: ``uniform`` (openpi's plain mean), ``original`` (time weights from the
+    change of the whole action vector, B1K's baseline), ``per_group`` (a weight per action group times the group's
+    own time weight) or ``per_dimension`` (a fixed weight per dim)."""
     action_groups: Mapping[str, _groups.GroupDims] | None = None
+    """Group name -> dims (``(start, end)`` or a list), covering every action dim; drives weights and per-group
+    metrics."""
     group_weights: Mapping[str, float] | None = None
+    """Loss weight per action group (``per_group``, or ``per_dimension`` without dimension_weights)."""
     dimension_weights: Sequence[float] | None = None
+    """Loss weight per action dim (``per_dimension`` only), normalized to mean 1."""
     use_delta_weighting: bool = True
+    """Time weights from the action change between steps (``original`` and ``per_group`` only)."""
     delta_alpha: float = 0.2
+    """Time weight ``clip(alpha + beta * min(change, cap), min_weight, max_weight)``: the offset alpha."""
     delta_beta: float = 1.0
+    """Time weight: the slope beta on the (capped) action change."""
     delta_cap: float = 0.5
+    """Time weight: the action change is capped at this value."""
     delta_min_weight: float = 0.1
+    """Time weight: lower clip bound (> 0)."""
     delta_max_weight: float = 3.0
+    """Time weight: upper clip bound (>= min_weight)."""
 
     def __post_init__(self):
         if self.max_token_len is None:
