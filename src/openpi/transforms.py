@@ -127,8 +127,13 @@ def _constant_dims(
     return masks
 
 
-def _split(x: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stats may cover fewer dims than the data (e.g. 23-dim stats, 32-dim padded model output)."""
+def _split(x: np.ndarray, stats: _normalize.NormStats, key: str, *, padded: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The dims the stats cover and the rest. Only a ``padded`` input (the model's output, padded to its
+    action_dim) may have more dims than the stats; any other difference means stats of another dataset or robot."""
+    dims = len(stats.mean)
+    if x.shape[-1] < dims or (x.shape[-1] > dims and not padded):
+        raise ValueError(f"Norm stats of '{key}' have {dims} dims but the data has {x.shape[-1]}; they belong to "
+                         "another dataset or robot (recompute them with scripts/compute_norm_stats.py).")
     return x[..., :dims], x[..., dims:]
 
 
@@ -154,7 +159,7 @@ class Normalize(DataTransformFn):
                     raise KeyError(f"Normalize: sample has no key '{key}'; keys: {sorted(data)}.")
                 continue
             x = np.asarray(data[key], dtype=np.float32)
-            head, tail = _split(x, min(x.shape[-1], len(stats.mean)))
+            head, tail = _split(x, stats, key, padded=False)
             d = head.shape[-1]
             constant = self._constant[key][:d]
             if self.use_quantiles:
@@ -186,7 +191,7 @@ class Unnormalize(DataTransformFn):
             if key not in data:
                 continue
             x = np.asarray(data[key], dtype=np.float32)
-            head, tail = _split(x, min(x.shape[-1], len(stats.mean)))
+            head, tail = _split(x, stats, key, padded=True)
             d = head.shape[-1]
             constant = self._constant[key][:d]
             if self.use_quantiles:

@@ -88,7 +88,10 @@ def read_columns(
         if not pathlib.Path(path).exists():
             raise _lerobot.DatasetNotFoundError(f"Parquet file not found: {path}")
     wanted = list(dict.fromkeys([*columns, "episode_index"]))
-    dataset = pads.dataset(files, format="parquet")
+    try:
+        dataset = pads.dataset(files, format="parquet")
+    except pa.ArrowInvalid as e:  # a file without a readable footer
+        raise _lerobot.DatasetFormatError(f"Cannot read the parquet files of {meta.root}: {e}") from e
     for name in wanted:
         if name not in dataset.schema.names:
             raise _missing_column_error(files[0], name)
@@ -103,8 +106,9 @@ def read_columns(
         for tagged in scanner.scan_batches():
             batch, path = tagged.record_batch, tagged.fragment.path
             rows = batch.num_rows
-            if position + rows > total:
-                raise _lerobot.DatasetFormatError(f"{path} holds more rows than meta/ lists for its episodes.")
+            if position + rows > total:  # some episode is longer than meta/ says: find which
+                found = dataset.to_table(columns=["episode_index"], filter=row_filter).column("episode_index")
+                _check_rows(meta, chosen, lengths, found.to_numpy())
             for name in wanted:
                 column = batch.column(name)
                 if column.null_count:  # a file without the column: the dataset reader fills it with nulls
@@ -147,7 +151,8 @@ def _check_rows(meta: _lerobot.LeRobotMetadata, chosen: list[int], lengths: np.n
         if rows != length:
             path = meta.data_path(episode)
             raise _lerobot.DatasetFormatError(
-                f"Episode {episode} has {rows} rows in {path} but length {int(length)} in meta/."
+                f"Episode {episode} has {rows} rows in {path} but length {int(length)} in "
+                f"{_lerobot.episodes_file(meta)}."
             )
 
 

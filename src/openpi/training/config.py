@@ -103,6 +103,8 @@ class DataConfig:
     episodes: tuple[int, ...] | None = None
     # Per-frame sampling weights file (written by filter_arm_heavy_episodes.py --level window).
     sample_weights_path: str | None = None
+    # Where the norm stats are read from (they are None when this file does not exist).
+    norm_stats_path: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -504,7 +506,8 @@ def _create_lerobot_data_config(
     asset_id = factory.assets.asset_id or factory.repo_id
     assets_dir = pathlib.Path(factory.assets.assets_dir or assets_dirs).expanduser()
     stats_dir = assets_dir / asset_id
-    norm_stats = _normalize.load(stats_dir) if (stats_dir / "norm_stats.json").exists() else None
+    norm_stats_path = stats_dir / _normalize.NORM_STATS_FILE
+    norm_stats = _normalize.load(stats_dir) if norm_stats_path.exists() else None
     use_quantiles = model_config.pi05 if factory.norm == "auto" else factory.norm == "quantile"
 
     structure = {
@@ -550,6 +553,7 @@ def _create_lerobot_data_config(
         action_key=factory.action_key,
         episodes=tuple(arm_heavy.load_episode_list(episodes_path)) if episodes_path else None,
         sample_weights_path=factory.sample_weights_path,
+        norm_stats_path=str(norm_stats_path),
     )
 
 
