@@ -15,7 +15,6 @@ import pathlib
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pads
-import pyarrow.parquet as pq
 import tqdm
 
 from openpi.datasets import lerobot as _lerobot
@@ -55,7 +54,7 @@ class ColumnData:
 
 
 def _missing_column_error(path: str, name: str) -> _lerobot.DatasetFormatError:
-    names = pq.read_schema(path).names
+    names = _lerobot.parquet_columns(pathlib.Path(path))
     if name not in names:
         return _lerobot.DatasetFormatError(f"{path} has no column(s) {[name]}; its columns are {names}.")
     return _lerobot.DatasetFormatError(f"{path} has null values in column '{name}'.")

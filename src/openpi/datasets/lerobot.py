@@ -332,6 +332,14 @@ def check_finite(name: str, values: np.ndarray, episode_index: int, path: pathli
         )
 
 
+def parquet_columns(path: pathlib.Path) -> list[str]:
+    """The column names of a parquet file; an unreadable footer (truncated file) is an error naming the file."""
+    try:
+        return pq.read_schema(path).names
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DatasetFormatError(f"Cannot read {path} (truncated or not parquet?): {e}") from None
+
+
 def read_parquet(path: pathlib.Path, columns: Sequence[str] | None) -> pa.Table:
     """Reads ``columns`` (all when None) of one parquet file, with errors that name the file and column."""
     if not path.exists():
@@ -340,10 +348,7 @@ def read_parquet(path: pathlib.Path, columns: Sequence[str] | None) -> pa.Table:
         # Callers parallelize over files; pyarrow's own threads would only compete with them.
         return pq.read_table(path, columns=None if columns is None else list(dict.fromkeys(columns)), use_threads=False)
     except (pa.ArrowInvalid, KeyError) as e:
-        try:
-            names = pq.read_schema(path).names
-        except pa.ArrowInvalid:  # no readable footer: truncated or not parquet
-            raise DatasetFormatError(f"Cannot read {path} (truncated or not parquet?): {e}") from None
+        names = parquet_columns(path)
         missing = [c for c in columns or () if c not in names]
         if missing:
             raise DatasetFormatError(f"{path} has no column(s) {missing}; its columns are {names}.") from None
@@ -405,7 +410,7 @@ class LeRobotDataset:
             # B1K stores task_index in the parquet without listing it under features.
             if chosen and "task_index" not in columns:
                 first = self.meta.data_path(chosen[0])
-                if first.exists() and "task_index" in pq.read_schema(first).names:
+                if first.exists() and "task_index" in parquet_columns(first):
                     columns.append("task_index")
         self.columns = list(dict.fromkeys([*columns, action_key]))
         lengths = np.array([self.meta.episode(e).length for e in chosen], dtype=np.int64)
