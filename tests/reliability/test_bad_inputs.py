@@ -280,7 +280,7 @@ def test_a_missing_video_is_found_before_training(run, dataset):
 
 
 def test_the_demo_dataset_message_points_at_its_writer(tmp_path):
-    config, data_config = _inputs([DEMO, f"--data.root={tmp_path / 'absent'}"])
+    _, data_config = _inputs([DEMO, f"--data.root={tmp_path / 'absent'}"])
     with pytest.raises(_lerobot.DatasetNotFoundError) as info:
         _lerobot.resolve_root(data_config.repo_id, data_config.root)
     assert f"python -m openpi.datasets.mini_b1k --root {tmp_path / 'absent'}" in str(info.value)
