@@ -291,3 +291,22 @@ def test_a_good_dataset_passes_the_up_front_check(run):
     args, _ = run
     config, data_config = _inputs(args)
     preflight.check_inputs(config, data_config, progress=False)
+
+
+@pytest.mark.parametrize("in_worker", [False, True])
+def test_a_data_error_while_training_ends_the_script_in_one_line(run, monkeypatch, in_worker):
+    """A data error raised mid-run (directly, or re-raised by a data-loader worker with its traceback text) ends
+    the script with its message only."""
+    args, _ = run
+    message = f"Episode {EPISODE}, frame 61, camera 'head': Video file not found: /data/x.mp4"
+    text = (f"Caught VideoDecodeError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+            f'  File "lerobot.py", line 1, in decode_frame\nopenpi.datasets.video.VideoDecodeError: {message}\n'
+            if in_worker else message)
+
+    def failing_train(config):
+        raise _video.VideoDecodeError(text)
+
+    monkeypatch.setattr(sys, "argv", ["train.py", *args])
+    with pytest.raises(SystemExit) as info:
+        run_utils.training_main(failing_train, "test")
+    assert info.value.code == f"error: {message}"

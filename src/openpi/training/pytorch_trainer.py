@@ -198,36 +198,9 @@ def save_checkpoint(
     final = checkpoint_dir / str(step)
     tmp = checkpoint_dir / f"tmp-{step}"
     shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        _write_checkpoint(tmp, step, model, optimizer, config, data_config, world_size=world_size)
-    except Exception as error:  # a full disk shows as OSError, or as torch's "basic_ios::clear: iostream error"
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise run_utils.save_failure(error, checkpoint_dir, step) from error
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    for old in run_utils.step_dirs(checkpoint_dir):
-        if old != step and not (config.keep_period and old % config.keep_period == 0):
-            shutil.rmtree(checkpoint_dir / str(old))
-    return final
-
-
-def _write_checkpoint(
-    tmp: pathlib.Path,
-    step: int,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    config: _config.TrainConfig,
-    data_config: _config.DataConfig,
-    *,
-    world_size: int,
-) -> None:
-    tmp.mkdir(parents=True)
     tensors = {
         k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != _conversion.TIED_LM_HEAD
     }
-    safetensors.torch.save_file(tensors, str(tmp / MODEL_FILE), metadata={"format": "pt"})
-    torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
     metadata = {
         "step": step,
         "config_name": config.name,
@@ -238,9 +211,23 @@ def _write_checkpoint(
         "loss_weighting": config.model.loss_weighting.to_json(),
         "asset_id": data_config.asset_id,
     }
-    torch.save(metadata, tmp / METADATA_FILE)
-    if data_config.norm_stats:
-        _normalize.save(tmp / "assets" / data_config.asset_id, data_config.norm_stats)
+    try:
+        tmp.mkdir(parents=True)
+        safetensors.torch.save_file(tensors, str(tmp / MODEL_FILE), metadata={"format": "pt"})
+        torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+        torch.save(metadata, tmp / METADATA_FILE)
+        if data_config.norm_stats:
+            _normalize.save(tmp / "assets" / data_config.asset_id, data_config.norm_stats)
+    except Exception as error:  # a full disk shows as OSError, or as torch's "basic_ios::clear: iostream error"
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise run_utils.save_failure(error, checkpoint_dir, step) from error
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    for old in run_utils.step_dirs(checkpoint_dir):
+        if old != step and not (config.keep_period and old % config.keep_period == 0):
+            shutil.rmtree(checkpoint_dir / str(old))
+    return final
 
 
 def load_checkpoint(step_dir: pathlib.Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
