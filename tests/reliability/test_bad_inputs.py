@@ -15,6 +15,7 @@ import pytest
 from openpi import transforms as _transforms
 from openpi.datasets import columns as _columns
 from openpi.datasets import lerobot as _lerobot
+from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.datasets import stats as _stats
 from openpi.datasets import video as _video
 from openpi.shared import normalize as _normalize
@@ -179,8 +180,8 @@ def test_path_templates_must_stay_inside_the_dataset(dataset, key, template):
     info = _info(dataset)
     info[key] = template
     _write_info(dataset, info)
-    with pytest.raises(_lerobot.DatasetFormatError, match="points outside the dataset root") as error:
-        _lerobot.LeRobotMetadata.load(dataset)
+    with pytest.raises(_lerobot_meta.DatasetFormatError, match="points outside the dataset root") as error:
+        _lerobot_meta.LeRobotMetadata.load(dataset)
     assert repr(template) in str(error.value)
 
 
@@ -197,8 +198,8 @@ def test_info_json_schema_is_validated_once_at_load(dataset, edit, words):
     info = _info(dataset)
     edit(info)
     _write_info(dataset, info)
-    with pytest.raises(_lerobot.DatasetFormatError, match=r"info\.json") as error:
-        _lerobot.LeRobotMetadata.load(dataset)
+    with pytest.raises(_lerobot_meta.DatasetFormatError, match=r"info\.json") as error:
+        _lerobot_meta.LeRobotMetadata.load(dataset)
     assert words in str(error.value)
 
 
@@ -212,15 +213,15 @@ def _set_length(root: pathlib.Path, episode: int, length: int) -> None:
 
 
 def test_a_wrong_episode_length_names_episodes_jsonl_and_the_episode(dataset):
-    meta = _lerobot.LeRobotMetadata.load(dataset)
+    meta = _lerobot_meta.LeRobotMetadata.load(dataset)
     _set_length(dataset, EPISODE, meta.episode(EPISODE).length - 5)  # too short: the reader overruns
-    meta = _lerobot.LeRobotMetadata.load(dataset)
+    meta = _lerobot_meta.LeRobotMetadata.load(dataset)
     episodes_jsonl = str(dataset / "meta" / "episodes.jsonl")
     for read in (
         lambda: _columns.read_columns(meta, ["action"]),
         lambda: _lerobot.LeRobotDataset(root=dataset, camera_keys=(), preload_max_bytes=0).episode_data(EPISODE),
     ):
-        with pytest.raises(_lerobot.DatasetFormatError) as info:
+        with pytest.raises(_lerobot_meta.DatasetFormatError) as info:
             read()
         assert f"Episode {EPISODE} has" in str(info.value) and episodes_jsonl in str(info.value)
 
@@ -235,7 +236,7 @@ def test_an_empty_episode_selection_says_so(run, dataset):
 
 
 def _first_data_file(root: pathlib.Path) -> pathlib.Path:
-    return _lerobot.LeRobotMetadata.load(root).data_path(EPISODE)
+    return _lerobot_meta.LeRobotMetadata.load(root).data_path(EPISODE)
 
 
 def test_a_truncated_parquet_is_found_before_training_naming_the_file(run, dataset):
@@ -243,16 +244,16 @@ def test_a_truncated_parquet_is_found_before_training_naming_the_file(run, datas
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     args, _ = run
     config, data_config = _inputs(args)
-    with pytest.raises(_lerobot.DatasetFormatError, match="truncated or not parquet") as info:
+    with pytest.raises(_lerobot_meta.DatasetFormatError, match="truncated or not parquet") as info:
         preflight.check_inputs(config, data_config, progress=False)
     assert str(path) in str(info.value)
     # Read while training (the up-front check skipped), the error still names the file, not a bare ArrowInvalid.
-    with pytest.raises(_lerobot.DatasetFormatError, match=str(path)):
+    with pytest.raises(_lerobot_meta.DatasetFormatError, match=str(path)):
         _lerobot.LeRobotDataset(root=dataset, camera_keys=(), preload_max_bytes=0).episode_data(EPISODE)
 
 
 def test_a_video_shorter_than_its_episode_is_found_before_training(run, dataset):
-    meta = _lerobot.LeRobotMetadata.load(dataset)
+    meta = _lerobot_meta.LeRobotMetadata.load(dataset)
     key = "observation.images.rgb.head"
     path, _ = meta.video_path(EPISODE, key)
     length = meta.episode(EPISODE).length
@@ -271,7 +272,7 @@ def test_a_video_shorter_than_its_episode_is_found_before_training(run, dataset)
 
 
 def test_a_missing_video_is_found_before_training(run, dataset):
-    path, _ = _lerobot.LeRobotMetadata.load(dataset).video_path(EPISODE, "observation.images.rgb.left_wrist")
+    path, _ = _lerobot_meta.LeRobotMetadata.load(dataset).video_path(EPISODE, "observation.images.rgb.left_wrist")
     path.unlink()
     args, _ = run
     config, data_config = _inputs(args)
@@ -281,8 +282,8 @@ def test_a_missing_video_is_found_before_training(run, dataset):
 
 def test_the_demo_dataset_message_points_at_its_writer(tmp_path):
     _, data_config = _inputs([DEMO, f"--data.root={tmp_path / 'absent'}"])
-    with pytest.raises(_lerobot.DatasetNotFoundError) as info:
-        _lerobot.resolve_root(data_config.repo_id, data_config.root)
+    with pytest.raises(_lerobot_meta.DatasetNotFoundError) as info:
+        _lerobot_meta.resolve_root(data_config.repo_id, data_config.root)
     assert f"python -m openpi.datasets.mini_b1k --root {tmp_path / 'absent'}" in str(info.value)
     assert "huggingface-cli" not in str(info.value)
 

@@ -15,6 +15,7 @@ import pytest
 import safetensors.torch
 
 from openpi.shared import normalize as _normalize
+from openpi.training import checkpoint_io
 from openpi.training import config as _config
 from openpi.training import jax_trainer
 from openpi.training import pytorch_trainer
@@ -167,7 +168,7 @@ def test_pytorch_disk_full_stops_at_that_save_keeping_the_previous_checkpoint(ru
     with pytest.raises(run_utils.CheckpointSaveError, match=f"no space left on {config.checkpoint_dir}"):
         pytorch_trainer.save_checkpoint(config.checkpoint_dir, 2, model, optimizer, config, data_config, world_size=1)
     assert sorted(p.name for p in config.checkpoint_dir.iterdir() if p.is_dir()) == ["1"]  # tmp-2 removed
-    assert (config.checkpoint_dir / "1" / pytorch_trainer.MODEL_FILE).exists()
+    assert (config.checkpoint_dir / "1" / checkpoint_io.MODEL_FILE).exists()
 
 
 def test_torch_s_errno_less_write_error_is_reported_as_a_full_disk_when_the_disk_is_full(tmp_path, monkeypatch):

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import tqdm
 
-from openpi.datasets import lerobot as _lerobot
+from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.datasets import video as _video
 
 
@@ -41,20 +41,20 @@ def _video_end(path: pathlib.Path) -> float:
 def _parquet_rows(path: pathlib.Path, columns: Sequence[str]) -> int:
     """Rows of the parquet file at ``path`` (from its footer), after checking it has ``columns``."""
     if not path.exists():
-        raise _lerobot.DatasetNotFoundError(f"Parquet file not found: {path}")
+        raise _lerobot_meta.DatasetNotFoundError(f"Parquet file not found: {path}")
     try:
         parquet = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as e:
-        raise _lerobot.DatasetFormatError(f"Cannot read {path} (truncated or not parquet?): {e}") from e
+        raise _lerobot_meta.DatasetFormatError(f"Cannot read {path} (truncated or not parquet?): {e}") from e
     missing = [c for c in columns if c not in parquet.schema_arrow.names]
     if missing:
-        raise _lerobot.DatasetFormatError(f"{path} has no column(s) {missing}; its columns are "
+        raise _lerobot_meta.DatasetFormatError(f"{path} has no column(s) {missing}; its columns are "
                                           f"{parquet.schema_arrow.names}.")
     return parquet.metadata.num_rows
 
 
 def check_files(
-    meta: _lerobot.LeRobotMetadata,
+    meta: _lerobot_meta.LeRobotMetadata,
     episodes: Sequence[int] | None = None,
     *,
     columns: Sequence[str] = (),
@@ -78,7 +78,7 @@ def check_files(
         if data_path not in rows_of:
             rows_of[data_path] = _parquet_rows(data_path, columns)
         if meta.version.startswith("v2") and rows_of[data_path] != info.length:
-            raise _lerobot.DatasetFormatError(
+            raise _lerobot_meta.DatasetFormatError(
                 f"Episode {episode_index} has {rows_of[data_path]} rows in {data_path} but length {info.length} "
                 f"in {meta.root / 'meta' / 'episodes.jsonl'}."
             )

@@ -11,10 +11,16 @@ import pathlib
 
 from openpi import transforms as _transforms
 from openpi.datasets import lerobot as _lerobot
+from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.datasets import verify as _verify
 from openpi.training import config as _config
+from openpi.training import data_resolver
 from openpi.training import run_utils
 from openpi.training import weight_loaders as _weight_loaders
+
+
+def _stats_file(config: _config.TrainConfig) -> pathlib.Path:
+    return data_resolver.resolve(config.data, config.model, config.assets_dirs).stats_file
 
 
 def norm_stats_command(config: _config.TrainConfig, data_config: _config.DataConfig) -> str:
@@ -22,8 +28,7 @@ def norm_stats_command(config: _config.TrainConfig, data_config: _config.DataCon
     parts = ["python scripts/compute_norm_stats.py", f"--config-name={config.name}"]
     if data_config.root:
         parts.append(f"--root={data_config.root}")
-    if data_config.norm_stats_path:
-        parts.append(f"--output-dir={pathlib.Path(data_config.norm_stats_path).parent}")
+    parts.append(f"--output-dir={_stats_file(config).parent}")
     return " ".join(parts)
 
 
@@ -32,7 +37,7 @@ def check_norm_stats_exist(config: _config.TrainConfig, data_config: _config.Dat
     values: an error naming the expected file and the command that writes it."""
     if data_config.norm_stats is None:
         raise run_utils.InputError(
-            f"Norm stats not found: {data_config.norm_stats_path} does not exist, and config {config.name!r} "
+            f"Norm stats not found: {_stats_file(config)} does not exist, and config {config.name!r} "
             f"normalizes state and actions. Write it with `{norm_stats_command(config, data_config)}`, or point "
             "--data.assets.assets-dir / --data.assets.asset-id at existing stats."
         )
@@ -46,7 +51,7 @@ def check_norm_stats_dims(config: _config.TrainConfig, data_config: _config.Data
         data_dims, stats_dims = sample[key].shape[-1], len(stats.mean)
         if data_dims != stats_dims:
             raise run_utils.InputError(
-                f"Norm stats {data_config.norm_stats_path} have {stats_dims} dims for '{key}' but the data has "
+                f"Norm stats {_stats_file(config)} have {stats_dims} dims for '{key}' but the data has "
                 f"{data_dims} (after the robot transforms of config {config.name!r}). They were computed for another "
                 f"dataset or robot; recompute them with `{norm_stats_command(config, data_config)}`."
             )
@@ -67,10 +72,11 @@ def check_inputs(config: _config.TrainConfig, data_config: _config.DataConfig, *
     check_weights_exist(config)
     check_norm_stats_exist(config, data_config)
     if data_config.episodes is not None and not data_config.episodes:
-        raise run_utils.InputError(f"The episode list {getattr(config.data, 'episodes_path', None)} selects no "
+        episodes_path = data_resolver.resolve(config.data, config.model, config.assets_dirs).episodes_path
+        raise run_utils.InputError(f"The episode list {episodes_path} selects no "
                                    "episodes; rewrite it with scripts/filter_arm_heavy_episodes.py (e.g. a lower "
                                    "threshold) or drop --data.episodes-path.")
-    meta = _lerobot.LeRobotMetadata.load(_lerobot.resolve_root(data_config.repo_id, data_config.root))
+    meta = _lerobot_meta.LeRobotMetadata.load(_lerobot_meta.resolve_root(data_config.repo_id, data_config.root))
     structure = [t.structure for t in data_config.repack_transforms.inputs if isinstance(t, _transforms.Repack)]
     wanted = {key for s in structure for key in _transforms.flatten_dict(s).values()}
     video_keys = [k for k in meta.video_keys if k in wanted]

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from openpi.datasets import lerobot as _lerobot
+from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.datasets import video as _video
 from openpi.training import config as _config
 
@@ -301,7 +301,7 @@ def training_main(train_fn, description: str) -> None:
         sys.exit(1)
     except (FileExistsError, FileNotFoundError, ExperimentBusyError, InputError) as error:
         sys.exit(f"error: {error}")  # experiment dir, dataset, norm stats, weights
-    except (_lerobot.DatasetFormatError, _video.VideoDecodeError) as error:  # also when re-raised by a worker
+    except (_lerobot_meta.DatasetFormatError, _video.VideoDecodeError) as error:  # also when re-raised by a worker
         sys.exit(f"error: {_original_message(error)}")
 
 
