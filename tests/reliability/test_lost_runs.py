@@ -212,9 +212,10 @@ def test_resume_drops_the_metrics_logged_after_its_checkpoint(tmp_path):
 def test_weights_of_another_shape_fail_in_one_line(run, tmp_path):
     args, _ = run
     bad = tmp_path / "bad.npz"
-    np.savez(bad, **{"img/embedding/kernel": np.zeros((3, 3, 3, 7), np.float32)})
+    np.savez(bad, **{"params/img/embedding/kernel": np.zeros((3, 3, 3, 7), np.float32)})  # PaliGemma layout
     config = _config_of(args, f"--weight-path={bad}")
-    with pytest.raises(run_utils.InputError, match="do not fit config") as info:
+    with pytest.raises(run_utils.InputError, match=r"shape mismatch at PaliGemma/img/embedding/kernel: .* has "
+                       r"\(3, 3, 3, 7\), model expects \(16, 16, 3, 32\)") as info:
         jax_trainer.train(config, progress=False)
     assert "\n" not in str(info.value)
     assert not config.checkpoint_dir.exists()
