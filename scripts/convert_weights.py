@@ -50,8 +50,10 @@ def main(args: JaxToPytorch | PytorchToJax) -> None:
 
 
 if __name__ == "__main__":
-    main(
-        tyro.extras.subcommand_cli_from_dict(
-            {"jax-to-pytorch": JaxToPytorch, "pytorch-to-jax": PytorchToJax}, description=__doc__
-        )
+    cli_args = tyro.extras.subcommand_cli_from_dict(
+        {"jax-to-pytorch": JaxToPytorch, "pytorch-to-jax": PytorchToJax}, description=__doc__
     )
+    try:
+        main(cli_args)
+    except (FileNotFoundError, ValueError) as error:  # a missing or foreign weights file: the message only
+        raise SystemExit(f"error: {error}") from None

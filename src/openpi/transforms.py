@@ -128,16 +128,20 @@ def _constant_dims(
     return masks
 
 
-def _split(x: np.ndarray, key: str, stats: _normalize.NormStats) -> tuple[np.ndarray, np.ndarray]:
-    """Stats may cover fewer dims than the data (e.g. 23-dim stats, 32-dim padded model output). Per-timestep
-    stats [H, D] need data whose second-to-last axis is the chunk of H steps."""
+def _split(x: np.ndarray, stats: _normalize.NormStats, key: str, *, padded: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The dims the stats cover and the rest. Only a ``padded`` input (the model's output, padded to its
+    action_dim) may have more dims than the stats; any other difference means stats of another dataset or robot.
+    Per-timestep stats [H, D] need data whose second-to-last axis is the chunk of H steps."""
     mean = np.asarray(stats.mean)
     if mean.ndim == 2 and (x.ndim < 2 or x.shape[-2] != mean.shape[0]):
         raise ValueError(
             f"Per-timestep norm stats for '{key}' have {mean.shape[0]} chunk steps but the data has shape "
             f"{x.shape}; recompute them with scripts/compute_norm_stats.py for this config's action_horizon."
         )
-    dims = min(x.shape[-1], mean.shape[-1])
+    dims = mean.shape[-1]
+    if x.shape[-1] < dims or (x.shape[-1] > dims and not padded):
+        raise ValueError(f"Norm stats of '{key}' have {dims} dims but the data has {x.shape[-1]}; they belong to "
+                         "another dataset or robot (recompute them with scripts/compute_norm_stats.py).")
     return x[..., :dims], x[..., dims:]
 
 
@@ -163,7 +167,7 @@ class Normalize(DataTransformFn):
                     raise KeyError(f"Normalize: sample has no key '{key}'; keys: {sorted(data)}.")
                 continue
             x = np.asarray(data[key], dtype=np.float32)
-            head, tail = _split(x, key, stats)
+            head, tail = _split(x, stats, key, padded=False)
             d = head.shape[-1]
             constant = self._constant[key][..., :d]
             if self.use_quantiles:
@@ -195,7 +199,7 @@ class Unnormalize(DataTransformFn):
             if key not in data:
                 continue
             x = np.asarray(data[key], dtype=np.float32)
-            head, tail = _split(x, key, stats)
+            head, tail = _split(x, stats, key, padded=True)
             d = head.shape[-1]
             constant = self._constant[key][..., :d]
             if self.use_quantiles:

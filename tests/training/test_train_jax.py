@@ -49,8 +49,11 @@ def workdir(tmp_path, mini_v21, monkeypatch):
 
 
 def _losses(path: pathlib.Path) -> dict[int, float]:
-    """Step → loss from metrics.jsonl; a step logged twice (before a crash and after resuming) keeps the last."""
-    return {r["step"]: r["loss"] for r in map(json.loads, path.read_text().splitlines())}
+    """Step → loss from metrics.jsonl, which holds one row per step (also after a crash and a resume)."""
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    steps = [r["step"] for r in records]
+    assert steps == sorted(set(steps)), f"steps logged twice or out of order in {path}: {steps}"
+    return {r["step"]: r["loss"] for r in records}
 
 
 def test_cli_trains_writes_checkpoint_and_per_group_wandb_metrics(workdir, read_wandb_run):

@@ -60,8 +60,11 @@ def _run(cmd: list[str], tmp: pathlib.Path, env: dict, **kwargs) -> subprocess.C
 
 
 def _losses(path: pathlib.Path, key: str = "loss") -> dict[int, float]:
-    """Step → metric from metrics.jsonl; a step logged twice (before a crash and after resuming) keeps the last."""
-    return {r["step"]: r[key] for r in map(json.loads, path.read_text().splitlines())}
+    """Step → metric from metrics.jsonl, which holds one row per step (also after a crash and a resume)."""
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    steps = [r["step"] for r in records]
+    assert steps == sorted(set(steps)), f"steps logged twice or out of order in {path}: {steps}"
+    return {r["step"]: r[key] for r in records}
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import pathlib
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pads
-import pyarrow.parquet as pq
 import tqdm
 
 from openpi.datasets import lerobot_meta as _lerobot_meta
@@ -55,7 +54,7 @@ class ColumnData:
 
 
 def _missing_column_error(path: str, name: str) -> _lerobot_meta.DatasetFormatError:
-    names = pq.read_schema(path).names
+    names = _lerobot_meta.parquet_columns(pathlib.Path(path))
     if name not in names:
         return _lerobot_meta.DatasetFormatError(f"{path} has no column(s) {[name]}; its columns are {names}.")
     return _lerobot_meta.DatasetFormatError(f"{path} has null values in column '{name}'.")
@@ -88,7 +87,10 @@ def read_columns(
         if not pathlib.Path(path).exists():
             raise _lerobot_meta.DatasetNotFoundError(f"Parquet file not found: {path}")
     wanted = list(dict.fromkeys([*columns, "episode_index"]))
-    dataset = pads.dataset(files, format="parquet")
+    try:
+        dataset = pads.dataset(files, format="parquet")
+    except pa.ArrowInvalid as e:  # a file without a readable footer
+        raise _lerobot_meta.DatasetFormatError(f"Cannot read the parquet files of {meta.root}: {e}") from e
     for name in wanted:
         if name not in dataset.schema.names:
             raise _missing_column_error(files[0], name)
@@ -103,8 +105,9 @@ def read_columns(
         for tagged in scanner.scan_batches():
             batch, path = tagged.record_batch, tagged.fragment.path
             rows = batch.num_rows
-            if position + rows > total:
-                raise _lerobot_meta.DatasetFormatError(f"{path} holds more rows than meta/ lists for its episodes.")
+            if position + rows > total:  # some episode is longer than meta/ says: find which
+                found = dataset.to_table(columns=["episode_index"], filter=row_filter).column("episode_index")
+                _check_rows(meta, chosen, lengths, found.to_numpy())
             for name in wanted:
                 column = batch.column(name)
                 if column.null_count:  # a file without the column: the dataset reader fills it with nulls
@@ -147,7 +150,8 @@ def _check_rows(meta: _lerobot_meta.LeRobotMetadata, chosen: list[int], lengths:
         if rows != length:
             path = meta.data_path(episode)
             raise _lerobot_meta.DatasetFormatError(
-                f"Episode {episode} has {rows} rows in {path} but length {int(length)} in meta/."
+                f"Episode {episode} has {rows} rows in {path} but length {int(length)} in "
+                f"{_lerobot_meta.episodes_file(meta)}."
             )
 
 

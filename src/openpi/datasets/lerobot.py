@@ -15,7 +15,6 @@ import pathlib
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from openpi.datasets import columns as _columns
 from openpi.datasets import lerobot_meta as _meta
@@ -63,7 +62,7 @@ class LeRobotDataset:
             # B1K stores task_index in the parquet without listing it under features.
             if chosen and "task_index" not in columns:
                 first = self.meta.data_path(chosen[0])
-                if first.exists() and "task_index" in pq.read_schema(first).names:
+                if first.exists() and "task_index" in _meta.parquet_columns(first):
                     columns.append("task_index")
         self.columns = list(dict.fromkeys([*columns, action_key]))
         lengths = np.array([self.meta.episode(e).length for e in chosen], dtype=np.int64)
@@ -129,7 +128,8 @@ class LeRobotDataset:
             table = _meta.episode_rows(self._last_file[1], episode_index, path)
         if table.num_rows != info.length:
             raise _meta.DatasetFormatError(
-                f"Episode {episode_index} has {table.num_rows} rows in {path} but length {info.length} in meta/."
+                f"Episode {episode_index} has {table.num_rows} rows in {path} but length {info.length} in "
+                f"{_meta.episodes_file(self.meta)}."
             )
         frames = np.arange(table.num_rows)
         data = {}
@@ -152,7 +152,10 @@ class LeRobotDataset:
         path, start = self.meta.video_path(episode_index, key)
         data = self.episode_data(episode_index)
         timestamp = float(data["timestamp"][frame_index]) if "timestamp" in data else frame_index / self.meta.fps
-        return self._videos.read(path, start + timestamp, tolerance_s=0.4 / self.meta.fps)
+        try:
+            return self._videos.read(path, start + timestamp, tolerance_s=0.4 / self.meta.fps)
+        except _video.VideoDecodeError as e:
+            raise _video.VideoDecodeError(f"Episode {episode_index}, frame {frame_index}, camera '{key}': {e}") from None
 
     def __getitem__(self, index: int) -> dict:
         episode_index, frame_index = self.locate(int(index))

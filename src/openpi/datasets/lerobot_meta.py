@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import pathlib
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -34,8 +35,18 @@ def lerobot_home() -> pathlib.Path:
     return pathlib.Path(os.environ.get("HF_LEROBOT_HOME", "~/.cache/huggingface/lerobot")).expanduser()
 
 
+# Datasets this project writes itself (no hub copy exists): repo id → the command that writes one at {path}.
+LOCAL_WRITERS = {"openpi/mini_b1k": "python -m openpi.datasets.mini_b1k --root {path}"}
+
+
 def download_command(repo_id: str, path: pathlib.Path) -> str:
     return f"huggingface-cli download --repo-type dataset {repo_id} --local-dir {path}"
+
+
+def _missing_hint(repo_id: str | None, path: pathlib.Path) -> str:
+    if repo_id in LOCAL_WRITERS:
+        return f" Write it with: {LOCAL_WRITERS[repo_id].format(path=path)}"
+    return f" Download it with: {download_command(repo_id, path)}" if repo_id else ""
 
 
 def resolve_root(repo_id: str | None = None, root: pathlib.Path | str | None = None) -> pathlib.Path:
@@ -46,7 +57,7 @@ def resolve_root(repo_id: str | None = None, root: pathlib.Path | str | None = N
     info = path / "meta" / "info.json"
     if info.exists():
         return path
-    hint = f" Download it with: {download_command(repo_id, path)}" if repo_id else ""
+    hint = _missing_hint(repo_id, path)
     if path.exists():
         raise DatasetNotFoundError(f"{info} is missing: {path} is not a LeRobot dataset root.{hint}")
     raise DatasetNotFoundError(f"No LeRobot dataset at {path} (looked for {info}).{hint}")
@@ -63,10 +74,77 @@ class EpisodeInfo:
     videos: dict[str, tuple[str, float]]
 
 
-def _read_jsonl(path: pathlib.Path) -> list[dict]:
+def _read_jsonl(path: pathlib.Path, required: Sequence[str] = ()) -> list[dict]:
+    """The rows of a ``meta/*.jsonl`` file; a bad line or a row without a ``required`` key names file and line."""
     if not path.exists():
         raise DatasetNotFoundError(f"Metadata file missing: {path}")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DatasetFormatError(f"{path} line {number} is not JSON: {e}") from None
+        missing = [k for k in required if k not in row]
+        if missing:
+            raise DatasetFormatError(f"{path} line {number} has no {missing} (keys: {sorted(row)}).")
+        rows.append(row)
+    return rows
+
+
+# Placeholders each layout's path templates may use.
+_TEMPLATE_FIELDS = {
+    "v2": {"data_path": ("episode_chunk", "episode_index"), "video_path": ("episode_chunk", "episode_index", "video_key")},
+    "v3": {"data_path": ("chunk_index", "file_index"), "video_path": ("chunk_index", "file_index", "video_key")},
+}
+
+
+def _check_info(info_path: pathlib.Path, info: Any) -> None:
+    """Validates the whole ``info.json`` schema once, so a bad file fails at load naming the field, never later
+    as a bare ``KeyError``; path templates must stay inside the dataset root."""
+    if not isinstance(info, dict):
+        raise DatasetFormatError(f"{info_path} must hold a JSON object, got {type(info).__name__}.")
+    version = str(info.get("codebase_version", ""))
+    if not (version.startswith("v2") or version.startswith("v3")):
+        raise DatasetFormatError(f"{info_path}: unsupported codebase_version {version!r} (need v2.1 or v3.0).")
+    fps = info.get("fps")
+    if not isinstance(fps, (int, float)) or isinstance(fps, bool) or fps <= 0:
+        raise DatasetFormatError(f"{info_path}: 'fps' must be a positive number, got {fps!r}.")
+    features = info.get("features")
+    if not isinstance(features, dict) or not features:
+        raise DatasetFormatError(f"{info_path}: 'features' must be a non-empty object of feature name → spec.")
+    for name, feature in features.items():
+        if not isinstance(feature, dict) or "dtype" not in feature:
+            raise DatasetFormatError(f"{info_path}: feature '{name}' has no 'dtype'.")
+    has_video = any(f["dtype"] == "video" for f in features.values())
+    for key, placeholders in _TEMPLATE_FIELDS[version[:2]].items():
+        if key == "video_path" and not has_video:
+            continue
+        template = info.get(key)
+        if not isinstance(template, str) or not template:
+            why = " (the dataset has video features)" if key == "video_path" else ""
+            raise DatasetFormatError(f"{info_path} has no '{key}' path template{why}.")
+        try:
+            template.format(**dict.fromkeys(placeholders, 0))
+        except (KeyError, IndexError, ValueError) as e:
+            raise DatasetFormatError(
+                f"{info_path}: '{key}' = {template!r} uses an unknown placeholder {e}; allowed: {list(placeholders)}."
+            ) from None
+        parts = pathlib.PurePosixPath(template.replace("\\", "/")).parts
+        if template.startswith(("/", "\\", "~")) or ".." in parts or (parts and ":" in parts[0]):
+            raise DatasetFormatError(
+                f"{info_path}: '{key}' = {template!r} points outside the dataset root; path templates must be "
+                "relative paths inside it."
+            )
+    bad_keys = [k for k, f in features.items() if f["dtype"] == "video" and ("/" in k or "\\" in k or ".." in k)]
+    if bad_keys:
+        raise DatasetFormatError(f"{info_path}: video feature names {bad_keys} would leave the videos directory.")
+
+
+def episodes_file(meta: LeRobotMetadata) -> pathlib.Path:
+    """The ``meta/`` file (v2.1) or directory (v3.0) that gives the episodes' lengths."""
+    return meta.root / "meta" / ("episodes.jsonl" if meta.version.startswith("v2") else "episodes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,26 +208,25 @@ class LeRobotMetadata:
         info_path = root / "meta" / "info.json"
         if not info_path.exists():
             raise DatasetNotFoundError(f"{info_path} is missing: {root} is not a LeRobot dataset root.")
-        info = json.loads(info_path.read_text())
-        for key in ("fps", "features", "data_path"):
-            if key not in info:
-                raise DatasetFormatError(f"{info_path} has no '{key}'.")
-        version = str(info.get("codebase_version", ""))
-        if version.startswith("v2"):
+        try:
+            info = json.loads(info_path.read_text())
+        except json.JSONDecodeError as e:
+            raise DatasetFormatError(f"{info_path} is not valid JSON: {e}") from None
+        _check_info(info_path, info)
+        if str(info["codebase_version"]).startswith("v2"):
             tasks, episodes = _load_v2(root, info)
-        elif version.startswith("v3"):
-            tasks, episodes = _load_v3(root, info)
         else:
-            raise DatasetFormatError(f"{info_path}: unsupported codebase_version {version!r} (need v2.1 or v3.0).")
+            tasks, episodes = _load_v3(root, info)
         return cls(root=root, info=info, tasks=tasks, episodes=episodes)
 
 
 def _load_v2(root: pathlib.Path, info: dict) -> tuple[dict[int, str], dict[int, EpisodeInfo]]:
-    tasks = {int(row["task_index"]): str(row["task"]) for row in _read_jsonl(root / "meta" / "tasks.jsonl")}
+    tasks_rows = _read_jsonl(root / "meta" / "tasks.jsonl", ("task_index", "task"))
+    tasks = {int(row["task_index"]): str(row["task"]) for row in tasks_rows}
     chunks_size = int(info.get("chunks_size", 1000))
     video_keys = [k for k, f in info["features"].items() if f.get("dtype") == "video"]
     episodes = {}
-    for row in _read_jsonl(root / "meta" / "episodes.jsonl"):
+    for row in _read_jsonl(root / "meta" / "episodes.jsonl", ("episode_index", "length")):
         index = int(row["episode_index"])
         chunk = index // chunks_size
         data_file = info["data_path"].format(episode_chunk=chunk, episode_index=index)
@@ -183,6 +260,11 @@ def _load_v3(root: pathlib.Path, info: dict) -> tuple[dict[int, str], dict[int, 
     episodes = {}
     for path in files:
         rows = pq.read_table(path).to_pylist()
+        needed = ["episode_index", "length", "data/chunk_index", "data/file_index"]
+        needed += [f"videos/{k}/{f}" for k in video_keys for f in ("chunk_index", "file_index", "from_timestamp")]
+        missing = [k for k in needed if rows and k not in rows[0]]
+        if missing:
+            raise DatasetFormatError(f"{path} has no column(s) {missing}.")
         for row in rows:
             index = int(row["episode_index"])
             data_file = info["data_path"].format(chunk_index=row["data/chunk_index"], file_index=row["data/file_index"])
@@ -231,6 +313,14 @@ def check_finite(name: str, values: np.ndarray, episode_index: int, path: pathli
         )
 
 
+def parquet_columns(path: pathlib.Path) -> list[str]:
+    """The column names of a parquet file; an unreadable footer (truncated file) is an error naming the file."""
+    try:
+        return pq.read_schema(path).names
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DatasetFormatError(f"Cannot read {path} (truncated or not parquet?): {e}") from None
+
+
 def read_parquet(path: pathlib.Path, columns: Sequence[str] | None) -> pa.Table:
     """Reads ``columns`` (all when None) of one parquet file, with errors that name the file and column."""
     if not path.exists():
@@ -239,7 +329,7 @@ def read_parquet(path: pathlib.Path, columns: Sequence[str] | None) -> pa.Table:
         # Callers parallelize over files; pyarrow's own threads would only compete with them.
         return pq.read_table(path, columns=None if columns is None else list(dict.fromkeys(columns)), use_threads=False)
     except (pa.ArrowInvalid, KeyError) as e:
-        names = pq.read_schema(path).names
+        names = parquet_columns(path)
         missing = [c for c in columns or () if c not in names]
         if missing:
             raise DatasetFormatError(f"{path} has no column(s) {missing}; its columns are {names}.") from None

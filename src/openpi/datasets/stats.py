@@ -34,6 +34,9 @@ def chunk_weights(length: int, horizon: int) -> np.ndarray:
 def _select(meta: _lerobot_meta.LeRobotMetadata, episodes: Sequence[int] | None, max_frames: int | None, seed: int):
     """(episodes, lengths to use): all in order, or a seeded random subset of about ``max_frames`` frames."""
     chosen = meta.episode_indices if episodes is None else [int(e) for e in episodes]
+    if not chosen:
+        where = "the episode selection is empty" if episodes is not None else "meta/ lists no episodes"
+        raise ValueError(f"No episodes to compute statistics over: {where} ({meta.root}).")
     lengths = [meta.episode(e).length for e in chosen]
     if max_frames is None or max_frames >= sum(lengths):
         return chosen, lengths

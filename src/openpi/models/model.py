@@ -285,10 +285,14 @@ def restore_params(
     if restore_type is jax.Array and sharding is None:
         sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     with ocp.PyTreeCheckpointer() as checkpointer:
-        metadata = checkpointer.metadata(params_path).item_metadata
-        if "params" not in metadata:
+        try:
+            metadata = checkpointer.metadata(params_path).item_metadata
+        except (OSError, ValueError) as error:  # not an orbax directory
+            raise ValueError(f"{params_path} is not an openpi params checkpoint (no orbax metadata: {error}).") from None
+        if metadata is None or "params" not in metadata:
+            keys = [] if metadata is None else list(metadata)
             raise ValueError(
-                f"{params_path} is not an openpi params checkpoint: top-level keys {list(metadata)}, expected 'params'."
+                f"{params_path} is not an openpi params checkpoint: top-level keys {keys}, expected 'params'."
             )
         item = {"params": metadata["params"]}
         restore_args = jax.tree.map(

@@ -56,42 +56,61 @@ class Pi0Config(_model.BaseModelConfig):
     """
 
     dtype: str = "bfloat16"
+    """Computation dtype of the model (weights stay float32): bfloat16 on accelerators, float32 for CPU demos."""
     paligemma_variant: str = "gemma_2b"
+    """Gemma size of the vision-language backbone (``gemma_2b``, ``gemma_2b_lora``, ``dummy`` for tests)."""
     action_expert_variant: str = "gemma_300m"
-    # SigLIP size (big_vision name); openpi checkpoints use So400m/14, tests and demos a tiny tower like mu/16.
+    """Gemma size of the action expert (``gemma_300m``, ``gemma_300m_lora``, ``dummy``); same depth as the backbone."""
     vision_variant: str = "So400m/14"
-    # Model input size; openpi uses 224x224 (256 patches at /14). Smaller sizes only make sense for tiny models.
+    """SigLIP size (big_vision name); openpi checkpoints use So400m/14, tests and demos a tiny tower like mu/16."""
     image_resolution: tuple[int, int] = _model.IMAGE_RESOLUTION
+    """Model input size; openpi uses 224x224 (256 patches at /14). Smaller sizes only make sense for tiny models."""
 
     action_dim: int = 32
+    """Action (and state) width the model works in; robot actions are zero-padded up to it."""
     action_horizon: int = 50
-    max_token_len: int = None  # type: ignore[assignment]  # → 200 for pi0.5, 48 for pi0
+    """Actions predicted per chunk (and trained on per sample)."""
+    max_token_len: int = None  # type: ignore[assignment]
+    """Prompt length in tokens; default 200 for pi0.5, 48 for pi0."""
     pi05: bool = False
-    # pi0.5 feeds the state as discrete tokens in the prompt; defaults to ``pi05``.
+    """pi0.5 (adaRMS time conditioning, discrete state tokens) instead of pi0."""
     discrete_state_input: bool = None  # type: ignore[assignment]
+    """Feed the state as discrete tokens in the prompt (pi0.5's way); defaults to ``pi05``."""
 
-    # Action-group loss weighting.
     loss_weighting_strategy: _lw.Strategy = "uniform"
-    # NAME DIMS pairs, e.g. ``xyz 0:3 gripper 3``; DIMS is ``start:end`` or comma-separated indices. Dims no group
-    # names become the ``padding`` group (weight 0).
+    """How the per-dim loss is weighted: ``uniform`` (openpi's plain mean), ``original`` (time weights from the
+    change of the whole action vector, B1K's baseline), ``per_group`` (a weight per action group times the group's
+    own time weight), ``per_dimension`` (a fixed weight per dim) or ``adaptive`` (group weights from each group's
+    progress, no hand-set weights)."""
     action_groups: ActionGroupsArg = None
-    # NAME WEIGHT pairs, e.g. ``xyz 1 gripper 2`` (``padding`` defaults to 0).
+    """NAME DIMS pairs, e.g. ``xyz 0:3 gripper 3``; DIMS is ``start:end`` or comma-separated indices. Dims no group
+    names become the ``padding`` group (weight 0). Drives the weights and the per-group metrics."""
     group_weights: Mapping[str, float] | None = None
-    # NAME ROLE pairs overriding the role guessed from each group's name (``gripper``/``arm``/``base`` in the name,
-    # else ``other``), e.g. ``xyz arm``. The analyzer and evaluator measure arms, grippers and base by role.
+    """NAME WEIGHT pairs, e.g. ``xyz 1 gripper 2`` (``padding`` defaults to 0); ``per_group``, or ``per_dimension``
+    without dimension_weights."""
     body_roles: Mapping[str, _groups.BodyRole] | None = None
+    """NAME ROLE pairs overriding the role guessed from each group's name (``gripper``/``arm``/``base`` in the name,
+    else ``other``), e.g. ``xyz arm``. The analyzer and evaluator measure arms, grippers and base by role."""
     dimension_weights: Sequence[float] | None = None
+    """Loss weight per action dim (``per_dimension`` only), normalized to mean 1."""
     use_delta_weighting: bool = True
+    """Time weights from the action change between steps (``original`` and ``per_group`` only)."""
     delta_alpha: float = 0.2
+    """Time weight ``clip(alpha + beta * min(change, cap), min_weight, max_weight)``: the offset alpha."""
     delta_beta: float = 1.0
+    """Time weight: the slope beta on the (capped) action change."""
     delta_cap: float = 0.5
+    """Time weight: the action change is capped at this value."""
     delta_min_weight: float = 0.1
+    """Time weight: lower clip bound (> 0)."""
     delta_max_weight: float = 3.0
-    # Padding dims (the ``padding`` group) never enter the loss; weights and the loss are means over real dims.
+    """Time weight: upper clip bound (>= min_weight)."""
     exclude_padding: bool = False
-    # ``adaptive`` strategy: EMA decay of each group's loss and the steps that average its starting loss.
+    """Padding dims (the ``padding`` group) never enter the loss; weights and the loss are means over real dims."""
     adaptive_decay: float = 0.9
+    """``adaptive`` strategy: EMA decay of each group's loss."""
     adaptive_warmup_steps: int = 20
+    """``adaptive`` strategy: the first steps whose mean is each group's starting loss (weights stay 1 meanwhile)."""
 
     def __post_init__(self):
         if self.max_token_len is None:

@@ -492,8 +492,13 @@ def load_jax_params(path: str | pathlib.Path) -> dict[str, Any]:
     """An orbax params directory (openpi's ``.../params``) or an ``.npz`` of ``/``-joined leaf names."""
     path = pathlib.Path(path)
     if path.suffix == ".npz":
-        with np.load(path) as data:
-            return _transforms.unflatten_dict({k: data[k] for k in data.files})
+        if not path.is_file():
+            raise FileNotFoundError(f"No .npz params file at {path}.")
+        try:
+            with np.load(path) as data:
+                return _transforms.unflatten_dict({k: data[k] for k in data.files})
+        except (ValueError, OSError, EOFError) as error:  # not an npz of arrays
+            raise ValueError(f"{path} is not an .npz of named weight arrays: {error}") from None
     return _model.restore_params(path)
 
 
@@ -541,6 +546,12 @@ def load_into(model: torch.nn.Module, state_dict: Mapping[str, Any]) -> None:
     tensors = {k: to_torch_tensor(v) if isinstance(v, np.ndarray) else v for k, v in state_dict.items()}
     if EMBED_TOKENS not in tensors and TIED_LM_HEAD in tensors:
         tensors[EMBED_TOKENS] = tensors.pop(TIED_LM_HEAD)
+    own = model.state_dict()
+    wrong = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in tensors.items() if k in own and v.shape != own[k].shape]
+    if wrong:
+        key, got, want = wrong[0]
+        raise ValueError(f"{len(wrong)} weight(s) have another shape than the model's, first {key}: {got} in the "
+                         f"weights, {want} in the model (another model size, image resolution or action_dim?).")
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     missing = sorted(set(missing) - {TIED_LM_HEAD, EXPERT_LM_HEAD})
     if missing or unexpected:

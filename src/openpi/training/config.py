@@ -17,6 +17,7 @@ import pathlib
 import sys
 from typing import Any
 from typing import Literal
+import warnings
 
 import numpy as np
 import tyro
@@ -34,11 +35,11 @@ ModelConfig = pi0_config.Pi0Config
 class AssetsConfig:
     """Where norm stats come from: ``<assets_dir>/<asset_id>/norm_stats.json``."""
 
-    # Defaults to the train config's ``assets_dirs``.
     assets_dir: str | None = None
-    # Defaults to the data config's ``repo_id``; e.g. ``balanced`` for stats written by
-    # ``scripts/recompute_balanced_norm_stats.py``.
+    """Directory holding ``<asset_id>/norm_stats.json``; defaults to ``<assets_base_dir>/<config name>``."""
     asset_id: str | None = None
+    """Stats subdirectory; defaults to the data config's ``repo_id``; e.g. ``balanced`` for stats written by
+    ``scripts/recompute_balanced_norm_stats.py``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,10 +47,13 @@ class LRSchedule:
     """Linear warmup then cosine decay (openpi's defaults)."""
 
     warmup_steps: int = 1_000
+    """Steps of linear warmup from near zero to ``peak_lr``."""
     peak_lr: float = 2.5e-5
-    # None: decay over the whole run (the train config's num_train_steps).
+    """Learning rate at the end of warmup."""
     decay_steps: int | None = None
+    """Step at which the cosine decay reaches ``decay_lr`` (it stays there after); None: the run's num_train_steps."""
     decay_lr: float = 2.5e-6
+    """Final learning rate."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,10 +61,15 @@ class OptimizerConfig:
     """AdamW with global-norm gradient clipping (openpi's defaults)."""
 
     b1: float = 0.9
+    """Adam's first-moment decay."""
     b2: float = 0.95
+    """Adam's second-moment decay."""
     eps: float = 1e-8
+    """Adam's denominator epsilon."""
     weight_decay: float = 1e-10
+    """Decoupled weight decay (AdamW)."""
     clip_gradient_norm: float = 1.0
+    """Gradients are rescaled so their global norm is at most this."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,9 +77,11 @@ class DataConfigFactory(abc.ABC):
     """Builds the runtime data config once the assets directory and model config are known."""
 
     repo_id: str = "behavior-1k/2025-challenge-demos"
-    # Local dataset root; defaults to ``$HF_LEROBOT_HOME/<repo_id>``.
+    """LeRobot dataset id; names the default dataset root and the norm-stats asset id."""
     root: str | None = None
+    """Local dataset root; defaults to ``$HF_LEROBOT_HOME/<repo_id>``."""
     assets: AssetsConfig = dataclasses.field(default_factory=AssetsConfig)
+    """Where the norm stats are read from."""
 
     @abc.abstractmethod
     def create(self, assets_dirs: pathlib.Path, model_config: ModelConfig) -> Any:
@@ -103,7 +114,6 @@ class LeRobotDataConfig(DataConfigFactory):
     optional delta actions. B1K is one instance of this class (see ``b1k_data``), not a separate code path.
     """
 
-    # Model camera name → dataset video key. Model cameras missing here get a black image with mask False.
     image_keys: Mapping[str, str] = dataclasses.field(
         default_factory=lambda: {
             "base_0_rgb": "observation.images.rgb.head",
@@ -111,30 +121,37 @@ class LeRobotDataConfig(DataConfigFactory):
             "right_wrist_0_rgb": "observation.images.rgb.right_wrist",
         }
     )
+    """Model camera name -> dataset video key. Model cameras missing here get a black image with mask False."""
     state_key: str = "observation.state"
+    """Dataset column holding the robot state (proprioception)."""
     action_key: str = "action"
-    # Robot-specific state conversion: "b1k" turns R1Pro's 256-dim proprio into the 23-dim action-ordered
-    # state; "b1k_baseline_2025" keeps the 2025 baseline's state order; "identity" uses the state as stored.
+    """Dataset column holding the actions."""
     robot: Literal["identity", "b1k", "b1k_baseline_2025"] = "b1k"
-    # Indices into the (robot-converted) state vector that the model sees, e.g. ``0 1 2 38`` of a 39-dim state;
-    # None = all. Norm stats are taken over the same dims.
+    """Robot-specific state conversion: "b1k" turns R1Pro's 256-dim proprio into the 23-dim action-ordered
+    state; "b1k_baseline_2025" keeps the 2025 baseline's state order; "identity" uses the state as stored."""
     state_dims: tuple[int, ...] | None = None
-    # Number of leading action dims the robot uses (outputs keep these); None = all dims in the dataset.
+    """Indices into the (robot-converted) state vector that the model sees, e.g. ``0 1 2 38`` of a 39-dim state;
+    None = all. Norm stats are taken over the same dims."""
     robot_action_dim: int | None = b1k_policy.R1PRO_ACTION_DIM
-    # "auto": quantiles for pi0.5, z-score for pi0 (openpi's choice).
+    """Number of leading action dims the robot uses (outputs keep these); None = all dims in the dataset."""
     norm: Literal["auto", "zscore", "quantile"] = "auto"
-    # Per action dim, True where actions are trained relative to the state.
+    """Normalization of state and actions; "auto": quantiles for pi0.5, z-score for pi0 (openpi's choice)."""
     delta_action_mask: tuple[bool, ...] | None = None
-    # Action norm stats per chunk index ([H, D] arrays; scripts/compute_norm_stats.py writes them for this config).
+    """Per action dim, True where actions are trained relative to the state."""
     per_timestep_norm: bool = False
+    """Action norm stats per chunk index ([H, D] arrays; scripts/compute_norm_stats.py writes them for this config)."""
     prompt_from_task: bool = True
+    """Use each frame's task string as the prompt."""
     default_prompt: str | None = None
-    # Files written by scripts/filter_arm_heavy_episodes.py; ``{assets_dir}`` expands to the config's assets dir.
+    """Prompt for frames without a task string."""
     episodes_path: str | None = None
+    """Episode list written by scripts/filter_arm_heavy_episodes.py (train on these episodes only);
+    ``{assets_dir}`` expands to the config's assets dir."""
     sample_weights_path: str | None = None
-    # "paligemma" needs the tokenizer file (see openpi.models.tokenizer); "offline" is a deterministic
-    # stand-in for tests and the CPU demo.
+    """Per-frame sampling weights written by scripts/filter_arm_heavy_episodes.py --level window."""
     tokenizer: Literal["paligemma", "offline"] = "paligemma"
+    """"paligemma" needs the tokenizer file (see openpi.models.tokenizer); "offline" is a deterministic
+    stand-in for tests and the CPU demo."""
 
     def __post_init__(self):
         if self.state_dims is not None:
@@ -162,46 +179,65 @@ class LeRobotDataConfig(DataConfigFactory):
 class TrainConfig:
     """One training run: model, data, optimizer, schedule, checkpointing and logging (openpi's fields)."""
 
-    # Registered config name.
     name: tyro.conf.Suppress[str] = ""
+    """Registered config name."""
     project_name: str = "openpi"
-    # Experiment name; checkpoints go to ``checkpoint_base_dir/name/exp_name``.
+    """wandb project."""
     exp_name: str = "default"
+    """Experiment name (one path component); checkpoints go to ``checkpoint_base_dir/name/exp_name``."""
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    # openpi params checkpoint (``.../pi05_base/params``, local or gs:// in openpi's cache) or PaliGemma ``.npz``
-    # to start from; None for random init.
+    """Model architecture and loss weighting."""
     weight_path: str | None = None
+    """openpi params checkpoint (``.../pi05_base/params``, local or gs:// in openpi's cache) or PaliGemma
+    ``.npz`` to start from; None for random init."""
     lr_schedule: LRSchedule = dataclasses.field(default_factory=LRSchedule)
+    """Learning-rate schedule."""
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    """AdamW settings."""
     ema_decay: float | None = 0.99
-    # Freeze the non-LoRA weights when the model uses LoRA variants.
+    """Decay of the exponential moving average of the weights saved as params (JAX); None for no EMA."""
     freeze_lora_base: bool = True
+    """Freeze the non-LoRA weights when the model uses LoRA variants."""
     data: DataConfigFactory = dataclasses.field(default_factory=lambda: LeRobotDataConfig())
+    """Dataset, its key mapping and normalization."""
     assets_base_dir: str = "./assets"
+    """Norm stats are read from ``<assets_base_dir>/<config name>/<asset_id>/norm_stats.json``."""
     checkpoint_base_dir: str = "./checkpoints"
+    """Experiments are written to ``<checkpoint_base_dir>/<config name>/<exp_name>``."""
     seed: int = 42
+    """Seeds the weights' initialization, the data order and the per-step noise."""
     batch_size: int = 32
+    """Global batch size (split over devices / processes)."""
     num_workers: int = 2
+    """Data-loader worker processes (0 loads in the training process)."""
     num_train_steps: int = 30_000
+    """Total optimizer steps (a resumed run continues up to this)."""
     log_interval: int = 100
+    """Log averaged metrics (wandb, metrics.jsonl, console) every this many steps (> 0)."""
     save_interval: int = 1_000
-    # Checkpoints at multiples of this step are kept; others are replaced by newer ones.
+    """Save a checkpoint every this many steps (> 0), and at the last step."""
     keep_period: int | None = 5_000
+    """Checkpoints at multiples of this step are kept; others are replaced by newer ones."""
     overwrite: bool = False
+    """Delete the experiment directory, once every input has been checked, and start over."""
     resume: bool = False
-    # Start from another experiment's latest checkpoint (weights only, fresh optimizer): curriculum phase 2.
+    """Continue the experiment from its latest complete checkpoint."""
     resume_from: str | None = None
+    """Start from another experiment's latest checkpoint (weights only, fresh optimizer): curriculum phase 2."""
     wandb_enabled: bool = True
-    # Devices the model is sharded over (FSDP); the rest of the devices split the batch.
+    """Log to wandb (offline without credentials)."""
     fsdp_devices: int = 1
-    # PyTorch only: compile the train step with torch.compile (off by default; slow to start on CPU).
+    """Devices the model is sharded over (FSDP); the rest of the devices split the batch."""
     pytorch_compile: bool = False
-    # JAX multi-host (``jax.distributed``): process 0's "host:port", the number of processes and this one's id.
-    # Unset: detected from the cluster environment (SLURM, Open MPI, or JAX_COORDINATOR_ADDRESS) when it runs
-    # several processes, otherwise a single process. PyTorch takes these from torchrun instead.
+    """PyTorch only: compile the train step with torch.compile (off by default; slow to start on CPU)."""
     coordinator_address: str | None = None
+    """JAX multi-host (``jax.distributed``): process 0's "host:port". Unset: detected from the cluster environment
+    (SLURM, Open MPI, or JAX_COORDINATOR_ADDRESS) when it runs several processes, otherwise a single process.
+    PyTorch takes these from torchrun instead."""
     num_processes: int | None = None
+    """JAX multi-host: the number of processes (unset: detected, see coordinator_address)."""
     process_id: int | None = None
+    """JAX multi-host: this process's id, 0 .. num_processes-1 (unset: detected)."""
 
     def __post_init__(self):
         if self.resume and self.overwrite:
@@ -211,6 +247,13 @@ class TrainConfig:
         if self.batch_size <= 0 or self.num_train_steps <= 0:
             raise ValueError(f"batch_size and num_train_steps must be positive, got {self.batch_size}, "
                              f"{self.num_train_steps}.")
+        for field in ("log_interval", "save_interval"):
+            if getattr(self, field) <= 0:
+                raise ValueError(f"--{field.replace('_', '-')} must be a positive number of steps, got "
+                                 f"{getattr(self, field)}.")
+        if not self.exp_name or self.exp_name in (".", "..") or any(c in self.exp_name for c in "/\\"):
+            raise ValueError(f"--exp-name must be one non-empty directory name (no '/', not '.' or '..'), got "
+                             f"{self.exp_name!r}.")
 
     @property
     def schedule(self) -> LRSchedule:
@@ -225,8 +268,6 @@ class TrainConfig:
 
     @property
     def checkpoint_dir(self) -> pathlib.Path:
-        if not self.exp_name:
-            raise ValueError("--exp-name must be set.")
         return (pathlib.Path(self.checkpoint_base_dir) / self.name / self.exp_name).resolve()
 
     def run_config(self) -> dict[str, Any]:
@@ -535,9 +576,45 @@ def cli(args: Sequence[str] | None = None, *, description: str | None = None) ->
         sys.stderr.write(f"error: {error}\n")
         raise SystemExit(2) from None
     config = tyro.cli(TrainConfig, default=base, args=rest, description=description)
+    _check_loss_overrides(base, config, rest)
     if config.resume_from and "{exp_name}" in config.resume_from:
         config = dataclasses.replace(config, resume_from=config.resume_from.format(exp_name=config.exp_name))
     return config
+
+
+_DELTA_FIELDS = ("delta_alpha", "delta_beta", "delta_cap", "delta_min_weight", "delta_max_weight")
+
+
+def unused_loss_fields(model: ModelConfig) -> dict[str, str]:
+    """Loss-weighting fields set to values the chosen strategy never reads, each with the reason."""
+    strategy = model.loss_weighting_strategy
+    unused = {}
+    reads_group_weights = strategy == "per_group" or (strategy == "per_dimension" and model.dimension_weights is None)
+    if model.group_weights is not None and not reads_group_weights:
+        unused["group_weights"] = (
+            "strategy 'per_dimension' uses dimension_weights when both are set" if strategy == "per_dimension"
+            else f"strategy {strategy!r} has no group weights (use per_group or per_dimension)"
+        )
+    if not (strategy in ("original", "per_group") and model.use_delta_weighting):
+        reason = ("use_delta_weighting is off" if strategy in ("original", "per_group")
+                  else f"strategy {strategy!r} has no time weights")
+        defaults = ModelConfig()
+        unused.update({f: reason for f in _DELTA_FIELDS if getattr(model, f) != getattr(defaults, f)})
+    return unused
+
+
+def _check_loss_overrides(base: TrainConfig, config: TrainConfig, args: Sequence[str]) -> None:
+    """An override that sets a loss field the strategy ignores is an error (it would change nothing); a config
+    field that a strategy override made unused gets a warning."""
+    unused = unused_loss_fields(config.model)
+    given = {a.split("=", 1)[0].removeprefix("--model.").replace("-", "_") for a in args if a.startswith("--model.")}
+    for field, reason in unused.items():
+        if field in given:
+            sys.stderr.write(f"error: --model.{field.replace('_', '-')} has no effect: {reason}.\n")
+            raise SystemExit(2)
+    for field in unused.keys() - unused_loss_fields(base.model).keys():
+        warnings.warn(f"{config.name}'s model.{field} is not used: {unused[field]}.", UserWarning,
+                      stacklevel=2)
 
 
 def _model_image_keys() -> tuple[str, ...]:

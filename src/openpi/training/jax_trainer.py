@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import logging
 import pathlib
+import shutil
 from typing import Any
 
 import flax.nnx as nnx
@@ -31,6 +32,7 @@ from openpi.training import config as _config
 from openpi.training import data_loader as _data_loader
 from openpi.training import multihost
 from openpi.training import optimizer as _optimizer
+from openpi.training import preflight
 from openpi.training import run_utils
 from openpi.training import sharding as _sharding
 from openpi.training import weight_loaders as _weight_loaders
@@ -74,7 +76,10 @@ def _initial_params(config: _config.TrainConfig, resume_from: pathlib.Path | Non
     else:
         return None
     abstract = nnx.state(nnx.eval_shape(lambda: config.model.create(jax.random.key(0)))).to_pure_dict()
-    loaded = traverse_util.flatten_dict(loader.load(abstract))
+    try:
+        loaded = traverse_util.flatten_dict(loader.load(abstract))
+    except ValueError as error:  # a shape or tree mismatch: weights of another model
+        raise run_utils.InputError(f"The weights to start from do not fit config {config.name!r}: {error}") from None
     return traverse_util.unflatten_dict(
         {k: v for k, v in loaded.items() if not isinstance(v, jax.ShapeDtypeStruct)}
     )
@@ -158,15 +163,25 @@ def train_step(config: _config.TrainConfig, rng: jax.Array, state: TrainState, b
 
 
 def _save(mgr, state: TrainState, data_config: _config.DataConfig) -> None:
+    """Saves the step and waits for orbax's background write, so a failed save (e.g. a full disk) stops training
+    at this step, with the partial checkpoint removed and the previous one kept."""
+    step = int(state.step)
     params = state.ema_params if state.ema_params is not None else state.params
-    _checkpoints.save(
-        mgr,
-        int(state.step),
-        params=params.to_pure_dict(),  # jax arrays: orbax writes each process's shards
-        train_state=state,
-        asset_id=data_config.asset_id,
-        norm_stats=data_config.norm_stats,
-    )
+    try:
+        _checkpoints.save(
+            mgr,
+            step,
+            params=params.to_pure_dict(),  # jax arrays: orbax writes each process's shards
+            train_state=state,
+            asset_id=data_config.asset_id,
+            norm_stats=data_config.norm_stats,
+        )
+        mgr.wait_until_finished()
+    except Exception as error:  # orbax wraps the writer's OSError in its own errors
+        directory = pathlib.Path(mgr.directory)
+        for partial in directory.glob(f"{step}.orbax-checkpoint-tmp*"):
+            shutil.rmtree(partial, ignore_errors=True)
+        raise run_utils.save_failure(error, directory, step) from error
 
 
 def _drain(pending: list[tuple[int, dict, jax.Array]], interval: run_utils.IntervalLogger, groups) -> None:
@@ -207,9 +222,24 @@ def train(config: _config.TrainConfig, *, progress: bool = True) -> TrainState:
     """Runs (or resumes) training as configured, in one process or as one process of a multi-host job (see
     ``multihost``); returns the final state."""
     multihost.initialize(config.coordinator_address, config.num_processes, config.process_id)
+    try:
+        return _train(config, progress=progress)
+    finally:
+        run_utils.release_checkpoint_dir(config.checkpoint_dir)  # a no-op on processes that hold no lock
+
+
+def _train(config: _config.TrainConfig, *, progress: bool) -> TrainState:
     main = multihost.is_main()
     if not main:
         logger.setLevel(logging.WARNING)  # the log comes from process 0; errors and warnings from every process
+    # Every input is checked (and the starting weights loaded) before the experiment directory is touched.
+    data_config = config.data.create(config.assets_dirs, config.model)
+    multihost.check_agreement(_fingerprint(config, data_config))
+    preflight.check_inputs(config, data_config, progress=progress and main)
+    resume_from = run_utils.resolve_resume_from(config)
+    if config.batch_size % jax.device_count():
+        raise ValueError(f"batch_size={config.batch_size} must be divisible by the {jax.device_count()} devices.")
+    init_params = None if config.resume else _initial_params(config, resume_from)
     prepared = multihost.on_main(lambda: run_utils.prepare_checkpoint_dir(config))
     checkpoint_dir, resuming = prepared or (config.checkpoint_dir, config.resume)
     if not checkpoint_dir.is_dir():
@@ -217,23 +247,21 @@ def train(config: _config.TrainConfig, *, progress: bool = True) -> TrainState:
             f"Process {jax.process_index()} does not see {checkpoint_dir}, made by process 0: --checkpoint-base-dir "
             "must be on a filesystem that every host shares."
         )
-    resume_from = run_utils.resolve_resume_from(config)
-    data_config = config.data.create(config.assets_dirs, config.model)
-    multihost.check_agreement(_fingerprint(config, data_config))
     mesh = _sharding.make_mesh(config.fsdp_devices)
     logger.info("Mesh %s over %d devices of %d processes.", dict(mesh.shape), jax.device_count(),
                 jax.process_count())
-    if config.batch_size % jax.device_count():
-        raise ValueError(f"batch_size={config.batch_size} must be divisible by the {jax.device_count()} devices.")
 
     mgr = _checkpoints.manager(checkpoint_dir, keep_period=config.keep_period)
     latest = mgr.latest_step() if resuming else None
-    init_params = None if latest is not None else _initial_params(config, resume_from)
+    if resuming and latest is None:
+        init_params = _initial_params(config, resume_from)
     state, state_sharding = init_train_state(config, mesh, init_params=init_params)
     if latest is not None:
         state = _checkpoints.restore_train_state(mgr, latest, state)
         logger.info("Resumed from step %d in %s.", latest, checkpoint_dir)
     start_step = int(state.step)
+    if main:
+        run_utils.truncate_metrics(checkpoint_dir, start_step)
 
     run = run_utils.init_wandb(config, checkpoint_dir, resuming=resuming, enabled=main)
     # Each process reads its slice of every global batch; the loader assembles the global array from the slices.

@@ -36,6 +36,7 @@ from openpi.training import checkpoint_io as _checkpoint_io
 from openpi.training import config as _config
 from openpi.training import data_loader as _data_loader
 from openpi.training import optimizer as _optimizer
+from openpi.training import preflight
 from openpi.training import run_utils
 from openpi.training import weight_loaders as _weight_loaders
 
@@ -184,12 +185,9 @@ def save_checkpoint(
     final = checkpoint_dir / str(step)
     tmp = checkpoint_dir / f"tmp-{step}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     tensors = {
         k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != _conversion.TIED_LM_HEAD
     }
-    safetensors.torch.save_file(tensors, str(tmp / _checkpoint_io.MODEL_FILE), metadata={"format": "pt"})
-    torch.save(optimizer.state_dict(), tmp / _checkpoint_io.OPTIMIZER_FILE)
     metadata = {
         "step": step,
         "config_name": config.name,
@@ -202,9 +200,16 @@ def save_checkpoint(
     }
     if loss_balance is not None:
         metadata["loss_balance"] = {k: v.detach().cpu() for k, v in loss_balance.items()}
-    torch.save(metadata, tmp / _checkpoint_io.METADATA_FILE)
-    if data_config.norm_stats:
-        _normalize.save(tmp / "assets" / data_config.asset_id, data_config.norm_stats)
+    try:
+        tmp.mkdir(parents=True)
+        safetensors.torch.save_file(tensors, str(tmp / _checkpoint_io.MODEL_FILE), metadata={"format": "pt"})
+        torch.save(optimizer.state_dict(), tmp / _checkpoint_io.OPTIMIZER_FILE)
+        torch.save(metadata, tmp / _checkpoint_io.METADATA_FILE)
+        if data_config.norm_stats:
+            _normalize.save(tmp / "assets" / data_config.asset_id, data_config.norm_stats)
+    except Exception as error:  # a full disk shows as OSError, or as torch's "basic_ios::clear: iostream error"
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise run_utils.save_failure(error, checkpoint_dir, step) from error
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -326,6 +331,7 @@ def train(config: _config.TrainConfig, *, progress: bool = True) -> pi0_pytorch.
     try:
         return _train(config, rank=rank, world_size=world_size, device=device, progress=progress and is_main)
     finally:
+        run_utils.release_checkpoint_dir(config.checkpoint_dir)
         if dist.is_initialized():
             dist.destroy_process_group()
 
@@ -336,6 +342,21 @@ def _train(
     is_main = rank == 0
     if config.batch_size % world_size:
         raise ValueError(f"batch_size={config.batch_size} must be divisible by the {world_size} processes.")
+    # Every input is checked (and the starting weights loaded) before the experiment directory is touched.
+    data_config = config.data.create(config.assets_dirs, config.model)
+    if is_main:
+        preflight.check_inputs(config, data_config, progress=progress)
+    resume_from = run_utils.resolve_resume_from(config)
+    model = create_model(config, device)
+    frozen = freeze_lora_base(model, config.model) if config.freeze_lora_base else 0
+    if frozen and is_main:
+        logger.info("Froze %d non-LoRA weight tensors (LoRA fine-tuning).", frozen)
+    has_checkpoint = config.resume and bool(run_utils.step_dirs(config.checkpoint_dir))
+    if not has_checkpoint and (path := _initial_weights_path(config, resume_from)) is not None:
+        try:
+            _checkpoint_io.load_weights(model, path)
+        except ValueError as error:  # a shape or name mismatch: weights of another model
+            raise run_utils.InputError(f"The weights in {path} do not fit config {config.name!r}: {error}") from None
     if is_main:
         checkpoint_dir, resuming = run_utils.prepare_checkpoint_dir(config)
         _remove_temporary_dirs(checkpoint_dir)
@@ -344,16 +365,7 @@ def _train(
         checkpoint_dir, resuming = config.checkpoint_dir, config.resume
     if config.ema_decay is not None and is_main:
         logger.info("ema_decay=%s is ignored: the PyTorch trainer keeps no EMA (as openpi's).", config.ema_decay)
-    resume_from = run_utils.resolve_resume_from(config)
-    data_config = config.data.create(config.assets_dirs, config.model)
-
-    model = create_model(config, device)
-    frozen = freeze_lora_base(model, config.model) if config.freeze_lora_base else 0
-    if frozen and is_main:
-        logger.info("Froze %d non-LoRA weight tensors (LoRA fine-tuning).", frozen)
     steps = run_utils.step_dirs(checkpoint_dir) if resuming else []
-    if not steps and (path := _initial_weights_path(config, resume_from)) is not None:
-        _checkpoint_io.load_weights(model, path)
     optimizer = create_optimizer(config, model)
     start_step = 0
     if steps:
@@ -361,6 +373,8 @@ def _train(
         if is_main:
             logger.info("Resumed from step %d in %s.", start_step, checkpoint_dir)
     loss_balance = initial_loss_balance(config, checkpoint_dir / str(steps[-1]) if steps else None, device)
+    if is_main:
+        run_utils.truncate_metrics(checkpoint_dir, start_step)
 
     step_module: nn.Module = LossAndMetrics(model)
     if world_size > 1:

@@ -8,6 +8,8 @@ group and compare), and the same stop on a NaN or inf loss.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import errno
+import fcntl
 import json
 import logging
 import math
@@ -21,37 +23,133 @@ from typing import Any
 
 import numpy as np
 
+from openpi.datasets import lerobot_meta as _lerobot_meta
+from openpi.datasets import video as _video
 from openpi.training import config as _config
 
 logger = logging.getLogger("openpi")
 
 WANDB_ID_FILE = "wandb_id.txt"
 METRICS_FILE = "metrics.jsonl"
+LOCK_FILE = ".lock"
+# Open lock files of the experiments this process trains; the OS drops the lock when the process dies.
+_LOCKS: dict[pathlib.Path, Any] = {}
 
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or inf loss; raised before any checkpoint of the bad weights is written."""
 
 
-def prepare_checkpoint_dir(config: _config.TrainConfig) -> tuple[pathlib.Path, bool]:
-    """Applies ``--overwrite`` / ``--resume`` to the experiment directory; returns it and whether to resume."""
-    directory = config.checkpoint_dir
-    if directory.exists() and config.overwrite:
-        shutil.rmtree(directory)
-        logger.info("Removed %s (--overwrite).", directory)
-    if config.resume:
-        if not directory.exists():
-            raise FileNotFoundError(f"--resume: experiment directory {directory} does not exist; drop --resume to "
-                                    "start a new run.")
-        directory.mkdir(parents=True, exist_ok=True)
-        return directory, True
-    if directory.exists() and any(directory.iterdir()):
-        raise FileExistsError(
-            f"Experiment directory {directory} already exists. Use --resume to continue it, --overwrite to replace "
-            "it, or another --exp-name."
-        )
+class ExperimentBusyError(RuntimeError):
+    """Another live run holds the experiment directory."""
+
+
+class InputError(ValueError):
+    """An input of the run (norm stats, weights, data) does not fit the config; found before training starts."""
+
+
+class CheckpointSaveError(RuntimeError):
+    """A checkpoint could not be written; the previous checkpoint is kept and the partial one removed."""
+
+
+def _lock(directory: pathlib.Path) -> None:
+    """Takes the experiment's lock (``flock`` on ``<dir>/.lock``): a second run into the same directory is refused
+    while the first lives, and a crashed run leaves nothing stuck (the kernel releases its lock)."""
     directory.mkdir(parents=True, exist_ok=True)
-    return directory, False
+    handle = (directory / LOCK_FILE).open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        handle.close()
+        raise ExperimentBusyError(
+            f"Experiment directory {directory} is in use by a running training ({owner}). Wait for it to finish, "
+            "stop it, or use another --exp-name."
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
+    handle.flush()
+    _LOCKS[directory] = handle
+
+
+def release_checkpoint_dir(directory: pathlib.Path) -> None:
+    """Releases the lock ``prepare_checkpoint_dir`` took (a no-op when this process holds none)."""
+    handle = _LOCKS.pop(directory, None)
+    if handle is not None:
+        handle.close()  # closing the file drops the flock
+
+
+def _has_progress(directory: pathlib.Path) -> bool:
+    """Whether a previous run left anything worth keeping: a checkpoint or logged metrics."""
+    metrics = directory / METRICS_FILE
+    return bool(step_dirs(directory)) or (metrics.exists() and metrics.stat().st_size > 0)
+
+
+def _clear(directory: pathlib.Path) -> None:
+    """Removes everything in the experiment directory except its lock."""
+    for path in directory.iterdir():
+        if path.name == LOCK_FILE:
+            continue
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
+def prepare_checkpoint_dir(config: _config.TrainConfig) -> tuple[pathlib.Path, bool]:
+    """Locks the experiment directory and applies ``--overwrite`` / ``--resume``; returns it and whether to resume.
+
+    Call it after every input has been validated: ``--overwrite`` deletes here. A directory holding neither a
+    checkpoint nor metrics (a run that stopped before its first step) does not block a new run.
+    """
+    directory = config.checkpoint_dir
+    if config.resume and not directory.exists():
+        raise FileNotFoundError(f"--resume: experiment directory {directory} does not exist; drop --resume to "
+                                "start a new run.")
+    _lock(directory)
+    if config.resume:
+        return directory, True
+    if config.overwrite or not _has_progress(directory):
+        if any(p.name != LOCK_FILE for p in directory.iterdir()):
+            logger.info("Removed the contents of %s (%s).", directory,
+                        "--overwrite" if config.overwrite else "no checkpoint or metrics: a run that did not start")
+        _clear(directory)
+        return directory, False
+    release_checkpoint_dir(directory)
+    raise FileExistsError(
+        f"Experiment directory {directory} already exists. Use --resume to continue it, --overwrite to replace "
+        "it, or another --exp-name."
+    )
+
+
+def truncate_metrics(directory: pathlib.Path, step: int) -> None:
+    """Drops the ``metrics.jsonl`` rows after ``step`` (logged after the checkpoint a run resumes from), so the
+    resumed run writes each later step once."""
+    path = directory / METRICS_FILE
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in rows if json.loads(line)["step"] <= step]
+    if len(kept) != len(rows):
+        path.write_text("".join(line + "\n" for line in kept))
+
+
+def save_failure(error: BaseException, directory: pathlib.Path, step: int) -> CheckpointSaveError:
+    """The one-line error for a checkpoint save of ``step`` into ``directory`` that raised ``error``."""
+    chain, cause = [], error
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    no_space = any(getattr(e, "errno", None) == errno.ENOSPC or "No space left" in str(e) for e in chain)
+    if not no_space:
+        try:  # writers that lose errno (torch's "basic_ios::clear: iostream error"): ask the file system
+            no_space = shutil.disk_usage(directory).free < 64 * 2**20
+        except OSError:
+            pass
+    what = f"no space left on {directory}" if no_space else f"cannot write to {directory}: {error}"
+    return CheckpointSaveError(
+        f"Checkpoint of step {step} failed: {what}. Training stopped; the partial checkpoint was removed and the "
+        "previous checkpoint is kept (continue with --resume once the problem is fixed)."
+    )
 
 
 def resolve_resume_from(config: _config.TrainConfig) -> pathlib.Path | None:
@@ -198,8 +296,19 @@ def training_main(train_fn, description: str) -> None:
     config = _config.cli(description=description)
     try:
         train_fn(config)
-    except NonFiniteLossError as error:
+    except (NonFiniteLossError, CheckpointSaveError) as error:
         logging.error("%s", error)
         sys.exit(1)
-    except (FileExistsError, FileNotFoundError) as error:  # experiment dir, dataset, norm stats, checkpoints
-        sys.exit(f"error: {error}")
+    except (FileExistsError, FileNotFoundError, ExperimentBusyError, InputError) as error:
+        sys.exit(f"error: {error}")  # experiment dir, dataset, norm stats, weights
+    except (_lerobot_meta.DatasetFormatError, _video.VideoDecodeError) as error:  # also when re-raised by a worker
+        sys.exit(f"error: {_original_message(error)}")
+
+
+def _original_message(error: BaseException) -> str:
+    """The message of an error a data-loader worker raised (torch re-raises it wrapped in its traceback text)."""
+    text = str(error)
+    if "Original Traceback" not in text:
+        return text
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    return re.sub(r"^[\w.]+(Error|Exception): ", "", last)

@@ -1,0 +1,95 @@
+"""What a training run checks before it touches the experiment directory or takes its first step.
+
+Both trainers call ``check_inputs`` first, so a bad input (no norm stats, stats of the wrong width, a missing or
+truncated data file, a video shorter than its episode, missing weights) stops the run with one message, before
+``--overwrite`` deletes anything and before hours of training on wrong or unreadable data.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+from openpi import transforms as _transforms
+from openpi.datasets import lerobot as _lerobot
+from openpi.datasets import lerobot_meta as _lerobot_meta
+from openpi.datasets import verify as _verify
+from openpi.training import config as _config
+from openpi.training import data_resolver
+from openpi.training import run_utils
+from openpi.training import weight_loaders as _weight_loaders
+
+
+def _stats_file(config: _config.TrainConfig) -> pathlib.Path:
+    return data_resolver.resolve(config.data, config.model, config.assets_dirs).stats_file
+
+
+def norm_stats_command(config: _config.TrainConfig, data_config: _config.DataConfig) -> str:
+    """The command that writes the norm stats this run reads."""
+    parts = ["python scripts/compute_norm_stats.py", f"--config-name={config.name}"]
+    if data_config.root:
+        parts.append(f"--root={data_config.root}")
+    parts.append(f"--output-dir={_stats_file(config).parent}")
+    return " ".join(parts)
+
+
+def check_norm_stats_exist(config: _config.TrainConfig, data_config: _config.DataConfig) -> None:
+    """Every config normalizes state and actions, so training without its ``norm_stats.json`` would train on raw
+    values: an error naming the expected file and the command that writes it."""
+    if data_config.norm_stats is None:
+        raise run_utils.InputError(
+            f"Norm stats not found: {_stats_file(config)} does not exist, and config {config.name!r} "
+            f"normalizes state and actions. Write it with `{norm_stats_command(config, data_config)}`, or point "
+            "--data.assets.assets-dir / --data.assets.asset-id at existing stats."
+        )
+
+
+def check_norm_stats_dims(config: _config.TrainConfig, data_config: _config.DataConfig, sample: dict) -> None:
+    """The stats of each normalized key cover exactly the dims the data has after the robot transforms."""
+    for key, stats in data_config.norm_stats.items():
+        if key not in sample:
+            continue
+        data_dims, stats_dims = sample[key].shape[-1], len(stats.mean)
+        if data_dims != stats_dims:
+            raise run_utils.InputError(
+                f"Norm stats {_stats_file(config)} have {stats_dims} dims for '{key}' but the data has "
+                f"{data_dims} (after the robot transforms of config {config.name!r}). They were computed for another "
+                f"dataset or robot; recompute them with `{norm_stats_command(config, data_config)}`."
+            )
+
+
+def check_weights_exist(config: _config.TrainConfig) -> None:
+    """``weight_path`` points at something local (``gs://`` paths are looked up in openpi's cache)."""
+    if config.weight_path is None:
+        return
+    path = _weight_loaders.local_asset_path(config.weight_path)
+    if not path.exists():
+        raise FileNotFoundError(f"--weight-path={config.weight_path}: {path} does not exist.")
+
+
+def check_inputs(config: _config.TrainConfig, data_config: _config.DataConfig, *, progress: bool = True) -> None:
+    """Norm stats exist and fit the data, every data file of the selected episodes opens and covers its episode,
+    and the starting weights exist. Raises with a message naming the file."""
+    check_weights_exist(config)
+    check_norm_stats_exist(config, data_config)
+    if data_config.episodes is not None and not data_config.episodes:
+        episodes_path = data_resolver.resolve(config.data, config.model, config.assets_dirs).episodes_path
+        raise run_utils.InputError(f"The episode list {episodes_path} selects no "
+                                   "episodes; rewrite it with scripts/filter_arm_heavy_episodes.py (e.g. a lower "
+                                   "threshold) or drop --data.episodes-path.")
+    meta = _lerobot_meta.LeRobotMetadata.load(_lerobot_meta.resolve_root(data_config.repo_id, data_config.root))
+    structure = [t.structure for t in data_config.repack_transforms.inputs if isinstance(t, _transforms.Repack)]
+    wanted = {key for s in structure for key in _transforms.flatten_dict(s).values()}
+    video_keys = [k for k in meta.video_keys if k in wanted]
+    columns = [k for k in wanted if k in meta.features and k not in meta.video_keys]
+    _verify.check_files(meta, data_config.episodes, columns=columns, video_keys=video_keys, progress=progress)
+    dataset = _lerobot.LeRobotDataset(
+        root=meta.root,
+        episodes=(meta.episode_indices if data_config.episodes is None else data_config.episodes)[:1],
+        action_horizon=config.model.action_horizon,
+        camera_keys=video_keys,
+        action_key=data_config.action_key,
+    )
+    sample = _transforms.compose([*data_config.repack_transforms.inputs, *data_config.data_transforms.inputs])(
+        dataset[0]
+    )
+    check_norm_stats_dims(config, data_config, sample)
