@@ -128,8 +128,9 @@ def test_two_nodes_give_the_one_process_losses_and_one_process_resumes_them(work
     env = {**env, "PYTHONPATH": str(REPO / "src")}  # this checkout's code in the launched processes
     torchrun = pathlib.Path(sys.executable).parent / "torchrun"
     rendezvous = ["--nnodes=2", "--nproc_per_node=1", "--master_addr=127.0.0.1", f"--master_port={free_port}"]
+    # decay_steps pinned to the full run's 8 steps: by default the schedule follows --num-train-steps.
     train = [str(TRAIN), DEMO, "--exp-name=nodes", *args, "--num-train-steps=4", "--save-interval=4",
-             "--no-wandb-enabled"]
+             "--lr-schedule.decay-steps=8", "--no-wandb-enabled"]
     nodes = [
         subprocess.Popen([str(torchrun), *rendezvous, f"--node_rank={rank}", *train], cwd=tmp, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -86,7 +86,7 @@ class Pi0Config(_model.BaseModelConfig):
     """NAME DIMS pairs, e.g. ``xyz 0:3 gripper 3``; DIMS is ``start:end`` or comma-separated indices. Dims no group
     names become the ``padding`` group (weight 0). Drives the weights and the per-group metrics."""
     group_weights: Mapping[str, float] | None = None
-    """NAME WEIGHT pairs, e.g. ``xyz 1 gripper 2`` (``padding`` defaults to 0); ``per_group``, or ``per_dimension``
+    """Loss weight per action group, as NAME WEIGHT pairs, e.g. ``xyz 1 gripper 2`` (``padding`` defaults to 0); ``per_group``, or ``per_dimension``
     without dimension_weights."""
     body_roles: Mapping[str, _groups.BodyRole] | None = None
     """NAME ROLE pairs overriding the role guessed from each group's name (``gripper``/``arm``/``base`` in the name,

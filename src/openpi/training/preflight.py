@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pathlib
 
+import numpy as np
+
 from openpi import transforms as _transforms
 from openpi.datasets import lerobot as _lerobot
 from openpi.datasets import lerobot_meta as _lerobot_meta
@@ -48,7 +50,7 @@ def check_norm_stats_dims(config: _config.TrainConfig, data_config: _config.Data
     for key, stats in data_config.norm_stats.items():
         if key not in sample:
             continue
-        data_dims, stats_dims = sample[key].shape[-1], len(stats.mean)
+        data_dims, stats_dims = sample[key].shape[-1], np.shape(stats.mean)[-1]
         if data_dims != stats_dims:
             raise run_utils.InputError(
                 f"Norm stats {_stats_file(config)} have {stats_dims} dims for '{key}' but the data has "
