@@ -12,14 +12,14 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install torch==2.13.0
-	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install -e '.[dev,sim]'
 	touch $(STAMP)
 
 venv: $(STAMP)
 
 demo: $(STAMP)
-	WANDB_MODE=offline $(PY) scripts/demo.py
+	MUJOCO_GL=egl WANDB_MODE=offline $(PY) scripts/demo.py
 
 test: $(STAMP)
 	$(PY) -m ruff check src scripts tests benchmarks examples
-	WANDB_MODE=offline $(PY) -m pytest -n 2 tests
+	MUJOCO_GL=egl WANDB_MODE=offline $(PY) -m pytest -n 2 tests
