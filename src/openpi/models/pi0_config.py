@@ -51,6 +51,9 @@ class Pi0Config(_model.BaseModelConfig):
     pi05: bool = False
     # pi0.5 feeds the state as discrete tokens in the prompt; defaults to ``pi05``.
     discrete_state_input: bool = None  # type: ignore[assignment]
+    # Rows of the token embedding. openpi checkpoints and the PaliGemma tokenizer need 257,152; the offline
+    # byte tokenizer's ids are below 512, and a tiny model with 512 rows drops 16.4M of its 16.9M parameters.
+    vocab_size: int = _gemma.PALIGEMMA_VOCAB_SIZE
 
     # Action-group loss weighting.
     loss_weighting_strategy: _lw.Strategy = "uniform"
@@ -81,6 +84,8 @@ class Pi0Config(_model.BaseModelConfig):
                 f"paligemma_variant and action_expert_variant must have the same depth (they share attention "
                 f"layer by layer), got {depths}."
             )
+        if self.vocab_size < 1:
+            raise ValueError(f"Pi0Config.vocab_size must be positive, got {self.vocab_size}.")
         patch = _siglip.decode_variant(self.vision_variant)["patch"]
         if any(size % patch for size in self.image_resolution):
             raise ValueError(
