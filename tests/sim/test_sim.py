@@ -11,14 +11,14 @@ import pytest
 
 pytest.importorskip("metaworld", reason="needs the sim extra: pip install -e '.[sim]'")
 
-from openpi.datasets import lerobot as _lerobot  # noqa: E402
-from openpi.datasets import stats as _stats  # noqa: E402
-from openpi.shared import normalize as _normalize  # noqa: E402
-from openpi.sim import closed_loop  # noqa: E402
-from openpi.sim import dataset as _dataset  # noqa: E402
-from openpi.sim import metaworld_env  # noqa: E402
-from openpi.sim import rollout  # noqa: E402
-from openpi.training import config as _config  # noqa: E402
+from openpi.datasets import lerobot as _lerobot
+from openpi.datasets import stats as _stats
+from openpi.shared import normalize as _normalize
+from openpi.sim import closed_loop
+from openpi.sim import dataset as _dataset
+from openpi.sim import metaworld_env
+from openpi.sim import rollout
+from openpi.training import config as _config
 
 TASKS = ("reach-v3", "pick-place-v3")
 

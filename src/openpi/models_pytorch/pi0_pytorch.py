@@ -17,6 +17,7 @@ from openpi.models_pytorch import pi0_loss_utils_pytorch as _loss
 from openpi.models_pytorch import preprocessing_pytorch as _preprocessing
 from openpi.models_pytorch import siglip_pytorch as _siglip
 
+
 class MultiModalProjector(nn.Module):
     def __init__(self, in_features: int, out_features: int):
         super().__init__()

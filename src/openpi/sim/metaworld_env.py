@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 
 import numpy as np
 
@@ -25,6 +26,7 @@ STATE_DIM = 39
 ACTION_DIM = 4
 # Camera name in the Meta-World scene → dataset / observation key.
 CAMERAS = {"corner2": "scene", "gripperPOV": "wrist"}
+UPSIDE_DOWN = {"corner2"}  # this camera's frame is mounted upside down in Meta-World's scene; stored upright
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +93,8 @@ class MetaWorldEnv:
         if self._renderer is not None:
             for camera, key in CAMERAS.items():
                 self._renderer.update_scene(self._env.data, camera=camera)
-                images[key] = self._renderer.render().copy()
+                image = self._renderer.render()
+                images[key] = np.ascontiguousarray(image[::-1, ::-1] if camera in UPSIDE_DOWN else image)
         return {"state": state.astype(np.float32), "images": images, "prompt": self.task.instruction}
 
     def reset(self, seed: int) -> dict:
@@ -132,6 +135,8 @@ class Expert:
     def __init__(self, task_name: str):
         from metaworld import policies
 
+        # The scripted policies warn on every call that their gains exceed the action range; the clip is intended.
+        warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high")
         self._policy = getattr(policies, task(task_name).expert)()
 
     def reset(self) -> None:
