@@ -20,10 +20,10 @@ import numpy as np
 import torch
 import tyro
 
+from openpi.models import model_inputs as _inputs
 from openpi.models import pi0_loss_utils
 from openpi.models_pytorch import pi0_loss_utils_pytorch
 from openpi.training import config as _config
-from openpi.training import data_loader as _data_loader
 from openpi.training import jax_trainer
 from openpi.training import pytorch_trainer
 from openpi.training import sharding as _sharding
@@ -65,7 +65,7 @@ def jax_step(config: _config.TrainConfig, batch: dict):
     """A closure running one jitted ``jax_trainer.train_step`` on the fixed batch; returns the loss."""
     mesh = _sharding.make_mesh(1)
     state, _ = jax_trainer.init_train_state(config, mesh)
-    inputs = _data_loader.to_model_inputs(batch, "jax")
+    inputs = _inputs.to_model_inputs(batch, "jax")
     step_fn = jax.jit(functools.partial(jax_trainer.train_step, config), donate_argnums=(1,))
     rng = jax.random.key(config.seed)
     holder = {"state": state}
@@ -82,7 +82,7 @@ def torch_step(config: _config.TrainConfig, batch: dict):
     model = pytorch_trainer.create_model(config, torch.device("cpu"))
     optimizer = pytorch_trainer.create_optimizer(config, model)
     step_module = pytorch_trainer.LossAndMetrics(model)
-    observation, actions = _data_loader.to_model_inputs(batch, "pytorch")
+    observation, actions = _inputs.to_model_inputs(batch, "pytorch")
     counter = {"step": 0}
 
     def run() -> float:

@@ -8,16 +8,15 @@ Example: python scripts/compute_norm_stats.py --repo-id behavior-1k/2025-challen
 """
 
 import dataclasses
-import functools
 import pathlib
 from typing import Literal
 
 import tyro
 
-from openpi.datasets import lerobot as _lerobot
+from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.datasets import stats as _stats
-from openpi.policies import b1k_policy
 from openpi.shared import normalize as _normalize
+from openpi.training import data_resolver
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,23 +39,14 @@ class Args:
     """Where norm_stats.json goes; default ./assets/<repo_id or dataset folder name>."""
 
 
-STATE_TRANSFORMS = {
-    "b1k": functools.partial(b1k_policy.proprio_to_state, state_order="action"),
-    "b1k_baseline_2025": functools.partial(b1k_policy.proprio_to_state, state_order="baseline_2025"),
-    "none": None,
-    "identity": None,
-}
-
-
 def _from_config(args: Args) -> tuple[pathlib.Path, str, int, pathlib.Path]:
     """(dataset root, state transform name, action horizon, output dir) of a registered training config."""
     from openpi.training import config as _config
 
     config = _config.get_config(args.config_name)
     data = config.data
-    root = _lerobot.resolve_root(data.repo_id, args.root or data.root)
-    assets_dir = pathlib.Path(data.assets.assets_dir) if data.assets.assets_dir else config.assets_dirs
-    output_dir = args.output_dir or assets_dir / (data.assets.asset_id or data.repo_id)
+    root = _lerobot_meta.resolve_root(data.repo_id, args.root or data.root)
+    output_dir = args.output_dir or data_resolver.resolve_train_config(config).stats_dir
     return root, data.robot, args.action_horizon or config.model.action_horizon, output_dir
 
 
@@ -66,11 +56,11 @@ def main(args: Args) -> None:
     elif args.repo_id is None and args.root is None:
         raise SystemExit("Give --config-name, or --repo-id and/or --root.")
     else:
-        root = _lerobot.resolve_root(args.repo_id, args.root)
+        root = _lerobot_meta.resolve_root(args.repo_id, args.root)
         transform, horizon = args.state_transform, args.action_horizon or 1
         output_dir = args.output_dir or pathlib.Path("assets") / (args.repo_id or root.name)
     norm_stats = _stats.compute_norm_stats(
-        root, state_transform=STATE_TRANSFORMS[transform], action_horizon=horizon, max_frames=args.max_frames
+        root, state_transform=data_resolver.state_transform(transform), action_horizon=horizon, max_frames=args.max_frames
     )
     path = _normalize.save(output_dir, norm_stats)
     for key, value in norm_stats.items():

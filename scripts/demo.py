@@ -49,12 +49,14 @@ import matplotlib.pyplot as plt
 
 from openpi.analysis import arm_heavy
 from openpi.analysis import sources
+from openpi.datasets import episode_files
 from openpi.datasets import lerobot as _lerobot
+from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.datasets import mini_b1k
 from openpi.datasets import stats as _stats
-from openpi.policies import b1k_policy
 from openpi.shared import normalize as _normalize
 from openpi.training import config as _config
+from openpi.training import data_resolver
 from openpi.training import run_utils
 
 logger = logging.getLogger("openpi.demo")
@@ -117,7 +119,7 @@ def ensure_dataset(args: Args) -> pathlib.Path:
 
 def split_episodes(root: pathlib.Path, heldout_per_task: int) -> tuple[list[int], list[int]]:
     """(training, held-out): the last ``heldout_per_task`` episodes of every task are held out."""
-    meta = _lerobot.LeRobotMetadata.load(root)
+    meta = _lerobot_meta.LeRobotMetadata.load(root)
     tasks = sources.episode_tasks(meta)
     by_task: dict[str, list[int]] = {}
     for episode in sorted(meta.episode_indices):
@@ -166,7 +168,7 @@ def evaluate_run(config: _config.TrainConfig, args: Args, root: pathlib.Path, ou
     eval_args = eval_policy.Args(
         config_name=config.name,
         root=str(root),
-        norm_stats_dir=str(config.assets_dirs / _config.DEMO_REPO_ID),
+        norm_stats_dir=str(data_resolver.resolve_train_config(config).stats_dir),
         checkpoint=str(config.checkpoint_dir / str(args.steps)),
         num_episodes=args.heldout_per_task,
         stride=args.eval_stride,
@@ -339,14 +341,18 @@ def main(args: Args) -> dict[str, Any]:
         sim_lines = demo_sim.markdown(args.sim, args.seeds, sim_result, sim_plots)
     root = ensure_dataset(args)
     train_episodes, heldout = split_episodes(root, args.heldout_per_task)
-    arm_heavy.save_episode_list(
+    episode_files.save_episode_list(
         out / "train_episodes.json",
         arm_heavy.EpisodeSelection(episodes=train_episodes, details={}),
         criterion=arm_heavy.Criterion(),
     )
-    stats = _stats.compute_norm_stats(root, state_transform=b1k_policy.proprio_to_state, episodes=train_episodes)
+    configs = {s: run_config(args, s, args.seeds[0], root, out) for s in args.strategies}
+    decisions = {s: data_resolver.resolve_train_config(c) for s, c in configs.items()}
+    # Per-frame statistics (no action horizon), as the demo's reported runs used.
+    first = decisions[args.strategies[0]]
+    stats = _stats.compute_norm_stats(root, state_transform=first.state_transform, episodes=train_episodes)
     for strategy in args.strategies:
-        _normalize.save(out / "assets" / STRATEGY_CONFIGS[strategy] / _config.DEMO_REPO_ID, stats)
+        _normalize.save(decisions[strategy].stats_dir, stats)
 
     results: dict[str, list[dict[str, Any]]] = {s: [] for s in args.strategies}
     first_seed_runs = {}
@@ -362,7 +368,7 @@ def main(args: Args) -> dict[str, Any]:
                     "seed": seed,
                     "config": config.name,
                     "checkpoint": str(config.checkpoint_dir / str(args.steps)),
-                    "norm_stats_dir": str(config.assets_dirs / _config.DEMO_REPO_ID),
+                    "norm_stats_dir": str(data_resolver.resolve_train_config(config).stats_dir),
                     "metrics": metrics,
                     "final_train_loss": metrics[-1]["loss"],
                     "eval": {k: report[k] for k in ("overall", "per_task", "episodes")},
@@ -380,7 +386,7 @@ def main(args: Args) -> dict[str, Any]:
     meta = {
         "train_episodes": train_episodes,
         "heldout_episodes": heldout,
-        "train_frames": int(sum(_lerobot.LeRobotMetadata.load(root).episode(e).length for e in train_episodes)),
+        "train_frames": int(sum(_lerobot_meta.LeRobotMetadata.load(root).episode(e).length for e in train_episodes)),
         "plots": [str(p) for p in plots],
         "seconds": time.perf_counter() - start,
     }

@@ -23,6 +23,7 @@ import numpy as np
 
 from openpi.analysis import arm_heavy
 from openpi.analysis import sources
+from openpi.datasets import episode_files
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +59,7 @@ def run(args: Args) -> dict[str, Any]:
     output = pathlib.Path(args.output_path)
     if args.level == "episode":
         selection = arm_heavy.select_episodes(table, criterion, labels=labels)
-        arm_heavy.save_episode_list(output, selection, criterion=criterion, repo_id=source.repo_id)
+        episode_files.save_episode_list(output, selection, criterion=criterion, repo_id=source.repo_id)
         frames = int(sum(table.lengths[list(table.episode_index).index(e)] for e in selection.episodes))
         print(
             f"{len(selection.episodes)} of {len(table.lengths)} episodes are arm-heavy "
@@ -66,7 +67,7 @@ def run(args: Args) -> dict[str, Any]:
         )
         return {"episodes": selection.episodes, "details": selection.details, "path": str(output)}
     weights = arm_heavy.window_weights(table, criterion, labels=labels)
-    arm_heavy.save_sample_weights(output, weights, criterion=criterion, repo_id=source.repo_id)
+    episode_files.save_sample_weights(output, weights, criterion=criterion, repo_id=source.repo_id)
     allw = np.concatenate(list(weights.values()))
     heavy = float(np.mean(allw > 1.0))
     share = float(allw[allw > 1.0].sum() / allw.sum())

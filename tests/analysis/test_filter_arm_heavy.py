@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from openpi.analysis import arm_heavy as ah
+from openpi.datasets import episode_files
 
 
 def _precision_recall(predicted: set, truth: set) -> tuple[float, float]:
@@ -96,35 +97,35 @@ def test_missing_annotations_fall_back_to_motion(planted):
 def test_file_formats_round_trip(planted, tmp_path):
     criterion = ah.Criterion(oversample=2.5)
     sel = ah.select_episodes(planted.table, criterion)
-    path = ah.save_episode_list(tmp_path / "eps.json", sel, criterion=criterion, repo_id="x/y")
-    assert ah.load_episode_list(path) == sel.episodes
+    path = episode_files.save_episode_list(tmp_path / "eps.json", sel, criterion=criterion, repo_id="x/y")
+    assert episode_files.load_episode_list(path) == sel.episodes
     data = json.loads(path.read_text())
     assert data["format"] == "openpi.episode_list" and data["criterion"]["oversample"] == 2.5
     weights = ah.window_weights(planted.table, criterion)
-    wpath = ah.save_sample_weights(tmp_path / "w.json", weights, criterion=criterion, repo_id="x/y")
-    loaded = ah.load_sample_weights(wpath)
+    wpath = episode_files.save_sample_weights(tmp_path / "w.json", weights, criterion=criterion, repo_id="x/y")
+    loaded = episode_files.load_sample_weights(wpath)
     assert set(loaded) == set(weights)
     for ep in weights:
         np.testing.assert_array_equal(loaded[ep], weights[ep])
     # Run-length encoding keeps the file small.
     assert wpath.stat().st_size < 50 * len(weights) * 20
     with pytest.raises(ValueError, match=r"is not a openpi\.episode_list file"):
-        ah.load_episode_list(wpath)
+        episode_files.load_episode_list(wpath)
     with pytest.raises(FileNotFoundError, match="filter_arm_heavy_episodes"):
-        ah.load_sample_weights(tmp_path / "missing.json")
+        episode_files.load_sample_weights(tmp_path / "missing.json")
     bad = json.loads(wpath.read_text())
     first = next(iter(bad["weights"]))
     bad["weights"][first]["runs"] = bad["weights"][first]["runs"][1:]
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     with pytest.raises(ValueError, match="do not cover"):
-        ah.load_sample_weights(tmp_path / "bad.json")
+        episode_files.load_sample_weights(tmp_path / "bad.json")
 
 
 def test_sample_weight_fn_maps_loader_samples(planted, tmp_path):
     criterion = ah.Criterion()
     weights = ah.window_weights(planted.table, criterion)
-    path = ah.save_sample_weights(tmp_path / "w.json", weights, criterion=criterion)
-    fn = ah.sample_weight_fn(path)
+    path = episode_files.save_sample_weights(tmp_path / "w.json", weights, criterion=criterion)
+    fn = episode_files.sample_weight_fn(path)
     ep = int(planted.table.episode_index[0])
     frames = np.arange(len(weights[ep]))
     np.testing.assert_array_equal(fn(np.full(len(frames), ep), frames), weights[ep])

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from openpi.datasets import lerobot
+from openpi.datasets import lerobot_meta as _lerobot_meta
 
 SCRIPTS = pathlib.Path(__file__).resolve().parents[2] / "scripts"
 ARMS = list(range(7, 14)) + list(range(15, 22))
@@ -15,7 +16,7 @@ ARMS = list(range(7, 14)) + list(range(15, 22))
 
 def _episodes(root):
     """Every episode's actions straight from its parquet file (independent of the tools' reader)."""
-    meta = lerobot.LeRobotMetadata.load(root)
+    meta = _lerobot_meta.LeRobotMetadata.load(root)
     return [
         np.stack(pq.read_table(meta.data_path(e), columns=["action"]).column("action").to_pylist())
         for e in meta.episodes
@@ -63,7 +64,7 @@ def test_config_name_gives_layout_and_weights(mini_root, load_script, tmp_path):
 
 def test_clear_errors(mini_root, load_script, tmp_path):
     script = load_script("analyze_action_magnitudes")
-    with pytest.raises(lerobot.DatasetNotFoundError, match="No LeRobot dataset"):
+    with pytest.raises(_lerobot_meta.DatasetNotFoundError, match="No LeRobot dataset"):
         script.run(script.Args(root=str(tmp_path / "nowhere"), output=str(tmp_path / "m.json")))
     with pytest.raises(ValueError, match=r"Unknown action group\(s\) \['elbow'\]"):
         script.run(script.Args(root=str(mini_root), groups=("elbow",), output=str(tmp_path / "m.json")))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from openpi.datasets import lerobot
+from openpi.datasets import lerobot_meta as _lerobot_meta
 
 ARMS = list(range(7, 14)) + list(range(15, 22))
 
@@ -65,7 +66,7 @@ def test_clear_errors(mini_root, load_script, tmp_path):
     demo = "pi0_b1k_arm_focused_demo"
     with pytest.raises(FileNotFoundError, match=r"ckpt is not a checkpoint: expected .*params/ .*model.safetensors"):
         script.run(script.Args(config_name=demo, root=str(mini_root), checkpoint=str(tmp_path / "ckpt")))
-    with pytest.raises(lerobot.DatasetNotFoundError):
+    with pytest.raises(_lerobot_meta.DatasetNotFoundError):
         script.run(script.Args(root=str(tmp_path / "missing")), predict=_policy(mini_root))
     with pytest.raises(ValueError, match=r"Unknown action group\(s\) \['elbow'\]"):
         script.run(script.Args(root=str(mini_root), groups=("elbow",)), predict=_policy(mini_root))

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from openpi.analysis import arm_heavy
+from openpi.datasets import episode_files
 
 
 def _precision_recall(predicted: set, truth: set) -> tuple[float, float]:
@@ -31,7 +31,7 @@ def test_episode_level_recovers_planted_episodes(mini_root, ground_truth, load_s
     script = load_script("filter_arm_heavy_episodes")
     out = tmp_path / "eps.json"
     script.run(script.Args(root=str(mini_root), output_path=str(out), use_annotations=use_annotations))
-    selected = set(arm_heavy.load_episode_list(out))
+    selected = set(episode_files.load_episode_list(out))
     precision, recall = _precision_recall(selected, set(ground_truth["arm_heavy_episodes"]))
     assert precision >= 0.9 and recall >= 0.9, (sorted(selected), ground_truth["arm_heavy_episodes"])
     details = json.loads(out.read_text())["details"]
@@ -43,7 +43,7 @@ def test_window_level_recovers_planted_windows(mini_root, ground_truth, load_scr
     script = load_script("filter_arm_heavy_episodes")
     out = tmp_path / "w.json"
     script.run(script.Args(root=str(mini_root), output_path=str(out), level="window", use_annotations=use_annotations))
-    weights = arm_heavy.load_sample_weights(out)
+    weights = episode_files.load_sample_weights(out)
     predicted = {(ep, int(t)) for ep, w in weights.items() for t in np.flatnonzero(w > 1)}
     precision, recall = _precision_recall(predicted, _true_windows(ground_truth))
     assert precision >= 0.9 and recall >= 0.9, (precision, recall)
@@ -61,14 +61,14 @@ def test_clear_errors(mini_root, load_script, tmp_path):
 
 
 def test_sample_weights_file_plugs_into_the_data_loader(mini_root, load_script, tmp_path):
-    """The window-level file, through ``arm_heavy.sample_weight_fn``, drives the training loader's sampler:
+    """The window-level file, through ``episode_files.sample_weight_fn``, drives the training loader's sampler:
     arm-heavy chunks are drawn about as often as their share of the sampling mass."""
     from openpi.training import data_loader
 
     script = load_script("filter_arm_heavy_episodes")
     out = tmp_path / "w.json"
     script.run(script.Args(root=str(mini_root), output_path=str(out), level="window", oversample=4.0))
-    weights = arm_heavy.load_sample_weights(out)
+    weights = episode_files.load_sample_weights(out)
     all_w = np.concatenate(list(weights.values()))
     expected = all_w[all_w > 1].sum() / all_w.sum()
     loader = data_loader.create_lerobot_data_loader(
@@ -79,7 +79,7 @@ def test_sample_weights_file_plugs_into_the_data_loader(mini_root, load_script, 
         num_batches=4,
         framework="numpy",
         output="dict",
-        sample_weights=arm_heavy.sample_weight_fn(out),
+        sample_weights=episode_files.sample_weight_fn(out),
     )
     drawn = [
         weights[int(e)][int(f)] > 1 for batch in loader for e, f in zip(batch["episode_index"], batch["frame_index"])

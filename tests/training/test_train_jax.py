@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from openpi.analysis import arm_heavy
+from openpi.datasets import episode_files
 from openpi.datasets import stats as _stats
 from openpi.models import model as _model
 from openpi.policies import b1k_policy
@@ -108,7 +109,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(workdir):
 
 def test_phase2_starts_from_phase1_weights(workdir, mini_v21):
     tmp, args = workdir
-    arm_heavy.save_episode_list(
+    episode_files.save_episode_list(
         tmp / "assets" / "phase1_arm_heavy_demo" / "arm_heavy_episodes.json",
         arm_heavy.EpisodeSelection(episodes=[10, 10010], details={}),
         criterion=arm_heavy.Criterion(),

@@ -23,6 +23,7 @@ from openpi.models_pytorch import pi0_pytorch
 from openpi.models_pytorch import weight_conversion
 from openpi.policies import b1k_policy
 from openpi.shared import normalize as _normalize
+from openpi.training import checkpoint_io
 from openpi.training import config as _config
 from openpi.training import data_loader as _data_loader
 from openpi.training import pytorch_trainer
@@ -245,7 +246,7 @@ def test_weight_path_loads_openpi_jax_params(workdir, tmp_path):
     weight_conversion.save_jax_params(params, tmp_path / "params.npz")
     config = dataclasses.replace(config, weight_path=str(tmp_path / "params.npz"))
     model = pytorch_trainer.create_model(config, torch.device("cpu"))
-    pytorch_trainer.load_weights(model, pytorch_trainer._initial_weights_path(config, None))
+    checkpoint_io.load_weights(model, pytorch_trainer._initial_weights_path(config, None))
     expected, _ = weight_conversion.jax_to_torch(params)
     state = model.state_dict()
     assert expected and all(np.array_equal(state[k].numpy(), v) for k, v in expected.items())

@@ -15,31 +15,18 @@ exceeds ``base_velocity`` (or by its annotation). Windows count time, not motion
 base's large commands outweigh slow arm motion in rad at every navigation/manipulation boundary, and the slow
 start and end of an arm motion would fall under any per-window floor on arm motion.
 
-File formats (JSON, written and read only through ``save_*`` / ``load_*`` below):
-- episode list: ``{"format": "openpi.episode_list", "version": 1, "repo_id", "criterion": {...},
-  "episodes": [int, ...], "details": {"<episode_index>": {"arm_motion", "base_motion", "ratio", "selected",
-  "source": "motion" | "annotations"}}}``;
-- sample weights: ``{"format": "openpi.sample_weights", "version": 1, "repo_id", "criterion": {...},
-  "weights": {"<episode_index>": {"length": T, "runs": [[start, end, weight], ...]}}}`` — runs of equal
-  weight, half-open, covering ``[0, T)``; ``load_sample_weights`` expands them to ``float32[T]`` per episode
-  and ``sample_weight_fn`` turns the file into the data loader's ``sample_weights(episode_index, frame_index)``.
+The episode-list and sample-weight files are read and written by ``openpi.datasets.episode_files``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 import dataclasses
-import json
-import pathlib
 from typing import Any
 
 import numpy as np
 
 from openpi.analysis import common
-
-EPISODE_LIST_FORMAT = "openpi.episode_list"
-SAMPLE_WEIGHTS_FORMAT = "openpi.sample_weights"
-FORMAT_VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,95 +139,3 @@ def skill_labels(annotation: Mapping[str, Any], length: int) -> np.ndarray:
         kind = kind[0] if isinstance(kind, list) and kind else kind
         labels[max(start, 0) : min(end, length)] = 0 if str(kind).strip().lower() == "navigation" else 1
     return labels
-
-
-def _header(kind: str, repo_id: str | None, criterion: Criterion) -> dict[str, Any]:
-    return {"format": kind, "version": FORMAT_VERSION, "repo_id": repo_id, "criterion": dataclasses.asdict(criterion)}
-
-
-def save_episode_list(
-    path: pathlib.Path | str, selection: EpisodeSelection, *, criterion: Criterion, repo_id: str | None = None
-) -> pathlib.Path:
-    """Writes the episode-list file (format in the module docstring)."""
-    data = _header(EPISODE_LIST_FORMAT, repo_id, criterion)
-    data["episodes"] = [int(e) for e in selection.episodes]
-    data["details"] = {str(k): v for k, v in selection.details.items()}
-    return _write(path, data)
-
-
-def load_episode_list(path: pathlib.Path | str) -> list[int]:
-    """The selected episode indices from an episode-list file."""
-    data = _read(path, EPISODE_LIST_FORMAT)
-    return [int(e) for e in data["episodes"]]
-
-
-def _runs(weights: np.ndarray) -> list[list[float]]:
-    edges = np.flatnonzero(np.diff(weights)) + 1
-    starts = np.concatenate([[0], edges])
-    ends = np.concatenate([edges, [len(weights)]])
-    return [[int(s), int(e), float(weights[s])] for s, e in zip(starts, ends) if e > s]
-
-
-def save_sample_weights(
-    path: pathlib.Path | str, weights: Mapping[int, np.ndarray], *, criterion: Criterion, repo_id: str | None = None
-) -> pathlib.Path:
-    """Writes the sample-weights file (run-length encoded per episode; format in the module docstring)."""
-    data = _header(SAMPLE_WEIGHTS_FORMAT, repo_id, criterion)
-    data["weights"] = {str(int(k)): {"length": len(w), "runs": _runs(np.asarray(w))} for k, w in weights.items()}
-    return _write(path, data)
-
-
-def load_sample_weights(path: pathlib.Path | str) -> dict[int, np.ndarray]:
-    """``{episode_index: float32[T]}`` per-frame sampling weights from a sample-weights file."""
-    data = _read(path, SAMPLE_WEIGHTS_FORMAT)
-    out = {}
-    for key, entry in data["weights"].items():
-        w = np.full(int(entry["length"]), np.nan, dtype=np.float32)
-        for start, end, value in entry["runs"]:
-            w[int(start) : int(end)] = value
-        if np.isnan(w).any() or (w < 0).any():
-            raise ValueError(f"{path}: episode {key}'s weight runs do not cover [0, {len(w)}) with weights >= 0.")
-        out[int(key)] = w
-    return out
-
-
-def lookup_weights(weights: Mapping[int, np.ndarray], episode_index: np.ndarray, frame_index: np.ndarray) -> np.ndarray:
-    """Per sample, the weight of (episode, frame); raises when the file does not cover a sample."""
-    out = np.empty(len(episode_index), dtype=np.float64)
-    episode_index, frame_index = np.asarray(episode_index), np.asarray(frame_index)
-    for ep in np.unique(episode_index):
-        rows = np.flatnonzero(episode_index == ep)
-        if int(ep) not in weights:
-            raise KeyError(f"Sample weights have no entry for episode {int(ep)}; recompute them for this dataset.")
-        w = weights[int(ep)]
-        frames = frame_index[rows]
-        if frames.max() >= len(w):
-            raise ValueError(f"Sample weights for episode {int(ep)} cover {len(w)} frames, not frame {frames.max()}.")
-        out[rows] = w[frames]
-    return out
-
-
-def sample_weight_fn(path: pathlib.Path | str):
-    """``(episode_index[N], frame_index[N]) -> weights[N]`` from a sample-weights file: the form the data
-    loader's ``sample_weights`` argument takes."""
-    weights = load_sample_weights(path)
-    return lambda episode_index, frame_index: lookup_weights(weights, episode_index, frame_index)
-
-
-def _write(path: pathlib.Path | str, data: dict[str, Any]) -> pathlib.Path:
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=1))
-    return path
-
-
-def _read(path: pathlib.Path | str, kind: str) -> dict[str, Any]:
-    path = pathlib.Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{kind} file not found: {path}. Create it with scripts/filter_arm_heavy_episodes.py.")
-    data = json.loads(path.read_text())
-    if data.get("format") != kind:
-        raise ValueError(f"{path} is not a {kind} file (format={data.get('format')!r}).")
-    if data.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: unsupported {kind} version {data.get('version')}; expected {FORMAT_VERSION}.")
-    return data

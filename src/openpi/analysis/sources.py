@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Sequence
 import dataclasses
-import functools
 import json
 import pathlib
 import sys
@@ -26,12 +25,15 @@ from openpi import datasets as _datasets
 from openpi.analysis import arm_heavy
 from openpi.analysis import common
 from openpi.analysis import evaluation
+from openpi.datasets import episode_files
 from openpi.datasets import lerobot as _lerobot
+from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.datasets import stats as _dataset_stats
 from openpi.policies import b1k_policy
 from openpi.shared import action_groups as _groups
 from openpi.shared import loss_weighting as _lw
 from openpi.shared import normalize as _normalize
+from openpi.training import data_resolver
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +60,7 @@ class Source:
 
     root: pathlib.Path
     repo_id: str | None
-    meta: _lerobot.LeRobotMetadata
+    meta: _lerobot_meta.LeRobotMetadata
     groups: _groups.ActionGroups
     weighting: _lw.LossWeighting | None
     horizon: int
@@ -67,16 +69,6 @@ class Source:
     norm_stats_path: pathlib.Path | None  # an existing norm_stats.json, if any
     config_name: str | None
     config: Any = None  # the TrainConfig when resolved from a config name
-
-
-def _asset_id(config: Any) -> str:
-    return config.data.assets.asset_id or config.data.repo_id
-
-
-def _norm_stats_dir(config: Any) -> pathlib.Path:
-    assets = config.data.assets
-    base = pathlib.Path(assets.assets_dir) if assets.assets_dir else config.assets_dirs
-    return base / _asset_id(config)
 
 
 def resolve(args: SourceArgs) -> Source:
@@ -98,10 +90,8 @@ def resolve(args: SourceArgs) -> Source:
             groups = _groups.ActionGroups.create(b1k_policy.R1PRO_ACTION_GROUPS, config.model.action_dim)
         weighting, horizon = config.model.loss_weighting, config.model.action_horizon
         action_key = config.data.action_key
-        norm = config.data.norm
-        if norm == "auto":
-            norm = "quantile" if config.model.pi05 else "zscore"
-        stats_dir = _norm_stats_dir(config)
+        decisions = data_resolver.resolve_train_config(config)
+        norm, stats_dir = decisions.norm, decisions.stats_dir
     else:
         if args.repo_id is None and args.root is None:
             raise ValueError("Name a training config (--config-name) or a dataset (--repo-id and/or --root).")
@@ -114,8 +104,8 @@ def resolve(args: SourceArgs) -> Source:
         stats_dir = pathlib.Path(args.norm_stats_dir).expanduser()
         if not (stats_dir / _normalize.NORM_STATS_FILE).exists():
             raise FileNotFoundError(f"No {_normalize.NORM_STATS_FILE} in {stats_dir}.")
-    path = _lerobot.resolve_root(repo_id, root)
-    meta = _lerobot.LeRobotMetadata.load(path)
+    path = _lerobot_meta.resolve_root(repo_id, root)
+    meta = _lerobot_meta.LeRobotMetadata.load(path)
     stats_file = stats_dir / _normalize.NORM_STATS_FILE if stats_dir is not None else None
     return Source(
         root=path,
@@ -132,7 +122,7 @@ def resolve(args: SourceArgs) -> Source:
     )
 
 
-def task_names(meta: _lerobot.LeRobotMetadata) -> dict[int, str]:
+def task_names(meta: _lerobot_meta.LeRobotMetadata) -> dict[int, str]:
     """Task index → short name (B1K's ``task_name`` in tasks.jsonl when present, else the task string)."""
     names = dict(meta.tasks)
     path = meta.root / "meta" / "tasks.jsonl"
@@ -144,7 +134,7 @@ def task_names(meta: _lerobot.LeRobotMetadata) -> dict[int, str]:
     return names
 
 
-def episode_tasks(meta: _lerobot.LeRobotMetadata) -> dict[int, str]:
+def episode_tasks(meta: _lerobot_meta.LeRobotMetadata) -> dict[int, str]:
     """Episode index → its task's short name."""
     names = task_names(meta)
     by_text = {text: index for index, text in meta.tasks.items()}
@@ -155,7 +145,7 @@ def episode_tasks(meta: _lerobot.LeRobotMetadata) -> dict[int, str]:
     return out
 
 
-def select_tasks(meta: _lerobot.LeRobotMetadata, tasks: Sequence[str]) -> list[int]:
+def select_tasks(meta: _lerobot_meta.LeRobotMetadata, tasks: Sequence[str]) -> list[int]:
     """Episodes whose task matches one of ``tasks`` (short name, task string or task index); unknown names
     raise, listing the dataset's tasks."""
     names = task_names(meta)
@@ -201,12 +191,11 @@ def base_norm_stats(source: Source, *, progress: bool = True) -> tuple[dict[str,
     if source.norm_stats_path is not None:
         return _normalize.load(source.norm_stats_path.parent), str(source.norm_stats_path)
     data = source.config.data if source.config is not None else None
-    order = {"b1k": "action", "b1k_baseline_2025": "baseline_2025"}.get(getattr(data, "robot", "b1k"))
     stats = _dataset_stats.compute_norm_stats(
         source.meta,
         state_key=getattr(data, "state_key", "observation.state"),
         action_key=source.action_key,
-        state_transform=None if order is None else functools.partial(b1k_policy.proprio_to_state, state_order=order),
+        state_transform=data_resolver.state_transform(getattr(data, "robot", "b1k")),
         action_horizon=source.horizon,
         progress=progress,
     )
@@ -215,7 +204,7 @@ def base_norm_stats(source: Source, *, progress: bool = True) -> tuple[dict[str,
 
 def annotation_path(root: pathlib.Path, episode_index: int) -> pathlib.Path:
     """B1K's skill annotation file of an episode (chunk = task = episode_index // 10000)."""
-    task = episode_index // _lerobot.B1K_EPISODES_PER_TASK
+    task = episode_index // _lerobot_meta.B1K_EPISODES_PER_TASK
     return root / "annotations" / f"task-{task:04d}" / f"episode_{episode_index:08d}.json"
 
 
@@ -230,17 +219,17 @@ def load_skill_labels(root: pathlib.Path, table: common.ActionTable) -> dict[int
 
 
 def heldout_episodes(source: Source, candidates: Sequence[int], per_task: int) -> list[int]:
-    """Up to ``per_task`` episodes per task from ``candidates``, excluding the config's training episode list
-    (``data.episodes_path``) when it has one; the last episodes by index, which B1K-style splits hold out."""
-    training: set[int] = set()
-    episodes_path = getattr(source.config.data, "episodes_path", None) if source.config is not None else None
-    if episodes_path and pathlib.Path(episodes_path).exists():
-        training = set(arm_heavy.load_episode_list(episodes_path))
-    tasks = episode_tasks(source.meta)
-    by_task: dict[str, list[int]] = {}
-    for ep in sorted(set(candidates) - training):
-        by_task.setdefault(tasks[ep], []).append(ep)
-    return sorted(ep for eps in by_task.values() for ep in eps[-per_task:])
+    """Up to ``per_task`` episodes per task from ``candidates``, excluding the config's training-episode list
+    (``data_resolver.heldout_episodes``); says so on stderr when a config has no list (held-out = trained on)."""
+    training = None
+    if source.config is not None:
+        episodes_path = data_resolver.resolve_train_config(source.config).episodes_path
+        if episodes_path is not None:
+            training = episode_files.load_episode_list(episodes_path)
+    chosen, notice = data_resolver.heldout_episodes(training, candidates, episode_tasks(source.meta), per_task)
+    if notice is not None and source.config is not None:
+        print(f"notice: {notice}.", file=sys.stderr)
+    return chosen
 
 
 def check_checkpoint(checkpoint: str | None) -> pathlib.Path:
@@ -287,9 +276,9 @@ def load_policy(source: Source, checkpoint: str) -> tuple[evaluation.Predict, ev
 
 def with_checkpoint_norm_stats(source: Source, checkpoint: str) -> Source:
     """``source`` reading the norm stats stored in the checkpoint (what its policy normalizes with), if it has them."""
-    from openpi.policies import policy_config
+    from openpi.training import checkpoint_io  # heavy (PyTorch models); only when a checkpoint is used
 
-    stored = policy_config.resolve_step_dir(checkpoint) / "assets" / _asset_id(source.config) / _normalize.NORM_STATS_FILE
+    stored = checkpoint_io.resolve_step_dir(checkpoint) / "assets" / data_resolver.resolve_train_config(source.config).asset_id / _normalize.NORM_STATS_FILE
     return dataclasses.replace(source, norm_stats_path=stored) if stored.exists() else source
 
 

@@ -2,11 +2,11 @@
 
 from openpi.datasets.columns import ColumnData
 from openpi.datasets.columns import read_columns
-from openpi.datasets.lerobot import DatasetFormatError
-from openpi.datasets.lerobot import DatasetNotFoundError
 from openpi.datasets.lerobot import LeRobotDataset
-from openpi.datasets.lerobot import LeRobotMetadata
-from openpi.datasets.lerobot import resolve_root
+from openpi.datasets.lerobot_meta import DatasetFormatError
+from openpi.datasets.lerobot_meta import DatasetNotFoundError
+from openpi.datasets.lerobot_meta import LeRobotMetadata
+from openpi.datasets.lerobot_meta import resolve_root
 from openpi.datasets.video import VideoDecodeError
 
 __all__ = [

@@ -18,7 +18,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import tqdm
 
-from openpi.datasets import lerobot as _lerobot
+from openpi.datasets import lerobot_meta as _lerobot_meta
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,15 +54,15 @@ class ColumnData:
             yield int(episode), {name: values[rows] for name, values in self.columns.items()}
 
 
-def _missing_column_error(path: str, name: str) -> _lerobot.DatasetFormatError:
+def _missing_column_error(path: str, name: str) -> _lerobot_meta.DatasetFormatError:
     names = pq.read_schema(path).names
     if name not in names:
-        return _lerobot.DatasetFormatError(f"{path} has no column(s) {[name]}; its columns are {names}.")
-    return _lerobot.DatasetFormatError(f"{path} has null values in column '{name}'.")
+        return _lerobot_meta.DatasetFormatError(f"{path} has no column(s) {[name]}; its columns are {names}.")
+    return _lerobot_meta.DatasetFormatError(f"{path} has null values in column '{name}'.")
 
 
 def read_columns(
-    source: _lerobot.LeRobotMetadata | pathlib.Path | str,
+    source: _lerobot_meta.LeRobotMetadata | pathlib.Path | str,
     columns: Sequence[str],
     *,
     episodes: Sequence[int] | None = None,
@@ -76,7 +76,7 @@ def read_columns(
     ``check_finite`` is off; a missing file or column and a row count that disagrees with ``meta/`` are
     errors that name the file.
     """
-    meta = source if isinstance(source, _lerobot.LeRobotMetadata) else _lerobot.LeRobotMetadata.load(source)
+    meta = source if isinstance(source, _lerobot_meta.LeRobotMetadata) else _lerobot_meta.LeRobotMetadata.load(source)
     chosen = meta.episode_indices if episodes is None else [int(e) for e in episodes]
     if not chosen:
         raise ValueError(f"No episodes selected from {meta.root}.")
@@ -86,7 +86,7 @@ def read_columns(
     files = list(dict.fromkeys(str(meta.root / meta.episode(e).data_file) for e in chosen))
     for path in files:
         if not pathlib.Path(path).exists():
-            raise _lerobot.DatasetNotFoundError(f"Parquet file not found: {path}")
+            raise _lerobot_meta.DatasetNotFoundError(f"Parquet file not found: {path}")
     wanted = list(dict.fromkeys([*columns, "episode_index"]))
     dataset = pads.dataset(files, format="parquet")
     for name in wanted:
@@ -104,19 +104,19 @@ def read_columns(
             batch, path = tagged.record_batch, tagged.fragment.path
             rows = batch.num_rows
             if position + rows > total:
-                raise _lerobot.DatasetFormatError(f"{path} holds more rows than meta/ lists for its episodes.")
+                raise _lerobot_meta.DatasetFormatError(f"{path} holds more rows than meta/ lists for its episodes.")
             for name in wanted:
                 column = batch.column(name)
                 if column.null_count:  # a file without the column: the dataset reader fills it with nulls
                     raise _missing_column_error(path, name)
-                values = _lerobot.column_to_numpy(column)
+                values = _lerobot_meta.column_to_numpy(column)
                 if name not in out:
                     out[name] = np.empty((total, *values.shape[1:]), values.dtype)
                 out[name][position : position + rows] = values
             position += rows
             bar.update(rows)
     except pa.ArrowInvalid as e:
-        raise _lerobot.DatasetFormatError(f"Cannot read columns {columns} of {meta.root}: {e}") from e
+        raise _lerobot_meta.DatasetFormatError(f"Cannot read columns {columns} of {meta.root}: {e}") from e
     finally:
         bar.close()
     _check_rows(meta, chosen, lengths, out["episode_index"][:position])
@@ -139,25 +139,25 @@ def read_columns(
     )
 
 
-def _check_rows(meta: _lerobot.LeRobotMetadata, chosen: list[int], lengths: np.ndarray, episodes: np.ndarray) -> None:
+def _check_rows(meta: _lerobot_meta.LeRobotMetadata, chosen: list[int], lengths: np.ndarray, episodes: np.ndarray) -> None:
     """Every selected episode has exactly the number of rows ``meta/`` gives it."""
     found = dict(zip(*np.unique(episodes, return_counts=True)))
     for episode, length in zip(chosen, lengths):
         rows = int(found.get(episode, 0))
         if rows != length:
             path = meta.data_path(episode)
-            raise _lerobot.DatasetFormatError(
+            raise _lerobot_meta.DatasetFormatError(
                 f"Episode {episode} has {rows} rows in {path} but length {int(length)} in meta/."
             )
 
 
 def _check_finite(
-    meta: _lerobot.LeRobotMetadata, name: str, values: np.ndarray, episode_index: np.ndarray, frame_index: np.ndarray
+    meta: _lerobot_meta.LeRobotMetadata, name: str, values: np.ndarray, episode_index: np.ndarray, frame_index: np.ndarray
 ) -> None:
-    """Raises (via `lerobot.check_finite`, naming episode, frame and file) at the first row with NaN/inf."""
+    """Raises (via `_lerobot_meta.check_finite`, naming episode, frame and file) at the first row with NaN/inf."""
     if values.dtype.kind != "f" or np.isfinite(values).all():
         return
     bad_rows = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
     row = int(bad_rows[0])
     episode = int(episode_index[row])
-    _lerobot.check_finite(name, values[row : row + 1], episode, meta.data_path(episode), frame_index[row : row + 1])
+    _lerobot_meta.check_finite(name, values[row : row + 1], episode, meta.data_path(episode), frame_index[row : row + 1])

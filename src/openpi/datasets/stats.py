@@ -17,6 +17,7 @@ import tqdm
 
 from openpi.datasets import columns as _columns
 from openpi.datasets import lerobot as _lerobot
+from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.shared import normalize as _normalize
 
 ColumnTransform = Callable[[np.ndarray], np.ndarray]
@@ -30,7 +31,7 @@ def chunk_weights(length: int, horizon: int) -> np.ndarray:
     return weights
 
 
-def _select(meta: _lerobot.LeRobotMetadata, episodes: Sequence[int] | None, max_frames: int | None, seed: int):
+def _select(meta: _lerobot_meta.LeRobotMetadata, episodes: Sequence[int] | None, max_frames: int | None, seed: int):
     """(episodes, lengths to use): all in order, or a seeded random subset of about ``max_frames`` frames."""
     chosen = meta.episode_indices if episodes is None else [int(e) for e in episodes]
     lengths = [meta.episode(e).length for e in chosen]
@@ -62,7 +63,7 @@ def _batches(episodes: list[int], lengths: list[int], frames: int):
 
 
 def compute_norm_stats(
-    source: _lerobot.LeRobotMetadata | _lerobot.LeRobotDataset | pathlib.Path | str,
+    source: _lerobot_meta.LeRobotMetadata | _lerobot.LeRobotDataset | pathlib.Path | str,
     *,
     state_key: str = "observation.state",
     action_key: str = "action",
@@ -84,10 +85,10 @@ def compute_norm_stats(
     if isinstance(source, _lerobot.LeRobotDataset):
         episodes = source.episodes if episodes is None else episodes
         meta = source.meta
-    elif isinstance(source, _lerobot.LeRobotMetadata):
+    elif isinstance(source, _lerobot_meta.LeRobotMetadata):
         meta = source
     else:
-        meta = _lerobot.LeRobotMetadata.load(source)
+        meta = _lerobot_meta.LeRobotMetadata.load(source)
     if action_horizon < 1:
         raise ValueError(f"action_horizon must be >= 1, got {action_horizon}.")
     chosen, lengths = _select(meta, episodes, max_frames, seed)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from openpi import transforms as _transforms
-from openpi.training import data_loader as _data_loader
+from openpi.models import model_inputs as _inputs
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "num_steps"))
@@ -46,7 +46,7 @@ class Policy:
         self.input_transform = _transforms.compose(transforms)
         self.output_transform = _transforms.compose(output_transforms)
         self.model = model
-        self.framework: _data_loader.Framework = "pytorch" if isinstance(model, torch.nn.Module) else "jax"
+        self.framework: _inputs.Framework = "pytorch" if isinstance(model, torch.nn.Module) else "jax"
         model.eval()
         if self.framework == "pytorch":
             self._horizon, self._action_dim = model.config.action_horizon, model.config.action_dim
@@ -64,7 +64,7 @@ class Policy:
         return rng.standard_normal((self._horizon, self._action_dim)).astype(np.float32)
 
     def _sample(self, batch: dict, noise: np.ndarray) -> np.ndarray:
-        observation, _ = _data_loader.to_model_inputs(batch, self.framework)
+        observation, _ = _inputs.to_model_inputs(batch, self.framework)
         if self.framework == "jax":
             return np.asarray(_jax_sample(self._graphdef, self._state, observation, noise, num_steps=self._num_steps))
         device = next(self.model.parameters()).device
@@ -78,7 +78,7 @@ class Policy:
         ``noise`` ([H, action_dim] for all, or [B, H, action_dim]) replaces the seed's noise.
         """
         inputs = [self.input_transform(dict(obs)) for obs in observations]
-        batch = _data_loader.collate(inputs)
+        batch = _inputs.collate(inputs)
         noise = self.default_noise() if noise is None else np.asarray(noise, dtype=np.float32)
         noise = np.array(np.broadcast_to(noise, (len(inputs), self._horizon, self._action_dim)))
         chunks = self._sample(batch, noise)

@@ -1,74 +1,32 @@
 """Build a `Policy` from a training config and a checkpoint written by the JAX or the PyTorch trainer.
 
-Checkpoint layouts (a step directory ``<exp>/<step>``):
-- JAX: ``params/`` (orbax ``{"params": ...}``, EMA weights when EMA was on) and ``assets/<asset_id>/norm_stats.json``;
-- PyTorch: ``model.safetensors`` and ``assets/<asset_id>/norm_stats.json``.
-
-Either kind runs in either framework (weights converted on load), so one checkpoint can be checked in both.
+Either checkpoint kind (layouts in ``training/checkpoint_io``) runs in either framework (weights converted on
+load), so one checkpoint can be checked in both.
 """
 
 from __future__ import annotations
 
 import logging
 import pathlib
-from typing import Literal
 
 from openpi import transforms as _transforms
-from openpi.models import model as _model
+from openpi.models_pytorch import pi0_pytorch
 from openpi.policies import policy as _policy
 from openpi.shared import normalize as _normalize
+from openpi.training import checkpoint_io as _checkpoint_io
 from openpi.training import config as _config
-from openpi.training import run_utils
+from openpi.training import data_resolver
 
 logger = logging.getLogger("openpi")
 
-Framework = Literal["jax", "pytorch"]
-JAX_PARAMS = "params"
-PYTORCH_WEIGHTS = "model.safetensors"  # the PyTorch trainer's MODEL_FILE
-_EXPECTED = f"a step directory holding {JAX_PARAMS}/ (JAX) or {PYTORCH_WEIGHTS} (PyTorch)"
-
-
-def checkpoint_kind(step_dir: pathlib.Path) -> Framework | None:
-    """Which trainer wrote ``step_dir`` (from its files), or None when it holds neither layout."""
-    if (step_dir / JAX_PARAMS).is_dir():
-        return "jax"
-    if (step_dir / PYTORCH_WEIGHTS).is_file():
-        return "pytorch"
-    return None
-
-
-def resolve_step_dir(checkpoint_dir: str | pathlib.Path) -> pathlib.Path:
-    """A step directory as given, or an experiment directory's latest step; a clear error otherwise."""
-    path = pathlib.Path(checkpoint_dir).expanduser().resolve()
-    if not path.is_dir():
-        raise FileNotFoundError(f"Checkpoint directory not found: {path} (expected {_EXPECTED}).")
-    if checkpoint_kind(path) is not None:
-        return path
-    steps = run_utils.step_dirs(path)
-    if not steps:
-        found = sorted(p.name for p in path.iterdir())[:20]
-        raise FileNotFoundError(
-            f"{path} is not a checkpoint: expected {_EXPECTED}, or an experiment directory of numbered step "
-            f"directories; it holds {found or 'nothing'}."
-        )
-    step_dir = path / str(steps[-1])
-    if checkpoint_kind(step_dir) is None:
-        found = sorted(p.name for p in step_dir.iterdir())
-        raise FileNotFoundError(
-            f"The latest checkpoint {step_dir} of {path} is incomplete: expected {JAX_PARAMS}/ or {PYTORCH_WEIGHTS}, "
-            f"found {found or 'nothing'}."
-        )
-    return step_dir
-
-
 def load_norm_stats(
-    step_dir: pathlib.Path, data_config: _config.DataConfig, assets_dir: pathlib.Path
+    step_dir: pathlib.Path, data_config: _config.DataConfig, fallback: pathlib.Path
 ) -> tuple[dict[str, _normalize.NormStats], str]:
-    """The norm stats the checkpoint was trained with (its assets), else the config's assets with a warning."""
+    """The norm stats the checkpoint was trained with (its assets), else the config's (``fallback``, the file
+    ``data_config.norm_stats`` was read from) with a warning."""
     stored = step_dir / "assets" / data_config.asset_id
     if (stored / _normalize.NORM_STATS_FILE).exists():
         return _normalize.load(stored), str(stored / _normalize.NORM_STATS_FILE)
-    fallback = assets_dir / data_config.asset_id / _normalize.NORM_STATS_FILE
     if data_config.norm_stats is None:
         raise FileNotFoundError(
             f"No norm stats for {step_dir}: neither {stored / _normalize.NORM_STATS_FILE} (the checkpoint's assets) "
@@ -84,22 +42,13 @@ def load_norm_stats(
     return dict(data_config.norm_stats), str(fallback)
 
 
-def _jax_model(model_config: _config.ModelConfig, step_dir: pathlib.Path, kind: Framework):
-    if kind == "jax":
-        params = _model.restore_params(step_dir / JAX_PARAMS)
-    else:
-        from openpi.models_pytorch import weight_conversion
-
-        params, _ = weight_conversion.torch_to_jax(weight_conversion.load_safetensors(step_dir / PYTORCH_WEIGHTS))
-    return model_config.load(params)
+def _jax_model(model_config: _config.ModelConfig, step_dir: pathlib.Path, kind: _checkpoint_io.Framework):
+    return model_config.load(_checkpoint_io.load_jax_params(step_dir, kind))
 
 
-def _pytorch_model(model_config: _config.ModelConfig, step_dir: pathlib.Path, kind: Framework):
-    from openpi.models_pytorch import pi0_pytorch
-    from openpi.training import pytorch_trainer
-
+def _pytorch_model(model_config: _config.ModelConfig, step_dir: pathlib.Path, kind: _checkpoint_io.Framework):
     model = pi0_pytorch.PI0Pytorch(model_config)
-    pytorch_trainer.load_weights(model, step_dir / (JAX_PARAMS if kind == "jax" else PYTORCH_WEIGHTS))
+    _checkpoint_io.load_weights(model, _checkpoint_io.weights_path(step_dir, kind))
     return model
 
 
@@ -119,21 +68,21 @@ def create_trained_policy(
     *,
     num_steps: int = 10,
     seed: int = 0,
-    framework: Framework | None = None,
+    framework: _checkpoint_io.Framework | None = None,
 ) -> _policy.Policy:
     """The policy of a trained checkpoint (a step directory, or an experiment directory: its latest step).
 
     ``framework`` picks the runtime (default: the framework that wrote the checkpoint). Inputs are the dataset's
     raw observation dicts (camera, state and task keys of ``train_config.data``); outputs raw robot actions.
     """
-    step_dir = resolve_step_dir(checkpoint_dir)
-    kind = checkpoint_kind(step_dir)
+    step_dir = _checkpoint_io.resolve_step_dir(checkpoint_dir)
+    kind = _checkpoint_io.checkpoint_kind(step_dir)
     framework = framework or kind
     if framework not in ("jax", "pytorch"):
         raise ValueError(f"framework must be 'jax' or 'pytorch', got {framework!r}.")
     data_config = train_config.data.create(train_config.assets_dirs, train_config.model)
-    assets_dir = pathlib.Path(train_config.data.assets.assets_dir or train_config.assets_dirs).expanduser()
-    norm_stats, stats_origin = load_norm_stats(step_dir, data_config, assets_dir)
+    stats_file = data_resolver.resolve_train_config(train_config).stats_file
+    norm_stats, stats_origin = load_norm_stats(step_dir, data_config, stats_file)
     build = _jax_model if framework == "jax" else _pytorch_model
     model = build(train_config.model, step_dir, kind)
     use_quantiles = data_config.use_quantile_norm

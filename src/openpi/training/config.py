@@ -20,9 +20,11 @@ from typing import Literal
 
 import tyro
 
+from openpi.datasets import episode_files
 from openpi.models import pi0_config
 from openpi.policies import b1k_policy
 from openpi.shared import action_groups as action_groups_lib
+from openpi.training import data_resolver
 
 ModelConfig = pi0_config.Pi0Config
 
@@ -464,10 +466,8 @@ def _robot_io(factory: LeRobotDataConfig) -> tuple[Any, Any]:
     from openpi.policies import b1k_policy as b1k
     from openpi.policies import lerobot_policy
 
-    if factory.robot == "identity":
-        inputs = lerobot_policy.LeRobotInputs()
-    else:
-        inputs = b1k.B1KInputs(state_order="action" if factory.robot == "b1k" else "baseline_2025")
+    order = data_resolver.STATE_ORDERS[factory.robot]
+    inputs = lerobot_policy.LeRobotInputs() if order is None else b1k.B1KInputs(state_order=order)
     outputs = lerobot_policy.LeRobotOutputs(factory.robot_action_dim) if factory.robot_action_dim else None
     return inputs, outputs
 
@@ -476,15 +476,11 @@ def _create_lerobot_data_config(
     factory: LeRobotDataConfig, assets_dirs: pathlib.Path, model_config: ModelConfig
 ) -> DataConfig:
     from openpi import transforms as _transforms
-    from openpi.analysis import arm_heavy
     from openpi.models import tokenizer as _tokenizer
     from openpi.shared import normalize as _normalize
 
-    asset_id = factory.assets.asset_id or factory.repo_id
-    assets_dir = pathlib.Path(factory.assets.assets_dir or assets_dirs).expanduser()
-    stats_dir = assets_dir / asset_id
-    norm_stats = _normalize.load(stats_dir) if (stats_dir / "norm_stats.json").exists() else None
-    use_quantiles = model_config.pi05 if factory.norm == "auto" else factory.norm == "quantile"
+    decisions = data_resolver.resolve(factory, model_config, assets_dirs)
+    norm_stats = _normalize.load(decisions.stats_dir) if decisions.stats_file.exists() else None
 
     structure = {
         "images": {slot: key for slot, key in factory.image_keys.items()},
@@ -516,8 +512,8 @@ def _create_lerobot_data_config(
             _transforms.PadStatesAndActions(model_config.action_dim),
         ]
     )
-    episodes_path = factory.episodes_path.format(assets_dir=assets_dir) if factory.episodes_path else None
-    if episodes_path and not pathlib.Path(episodes_path).exists():
+    episodes_path = decisions.episodes_path
+    if episodes_path and not episodes_path.exists():
         raise FileNotFoundError(
             f"Episode list {episodes_path} does not exist. Write it with scripts/filter_arm_heavy_episodes.py "
             f"--config-name=... --output-path={episodes_path}, or override --data.episodes-path."
@@ -525,15 +521,15 @@ def _create_lerobot_data_config(
     return DataConfig(
         repo_id=factory.repo_id,
         root=str(pathlib.Path(factory.root).expanduser()) if factory.root else None,
-        asset_id=asset_id,
+        asset_id=decisions.asset_id,
         norm_stats=norm_stats,
         repack_transforms=_transforms.Group(inputs=[_transforms.RepackTransform(structure)]),
         data_transforms=data_transforms,
         model_transforms=model_transforms,
-        use_quantile_norm=use_quantiles,
+        use_quantile_norm=decisions.use_quantiles,
         action_key=factory.action_key,
-        episodes=tuple(arm_heavy.load_episode_list(episodes_path)) if episodes_path else None,
-        sample_weights_path=factory.sample_weights_path,
+        episodes=tuple(episode_files.load_episode_list(episodes_path)) if episodes_path else None,
+        sample_weights_path=str(decisions.sample_weights_path) if decisions.sample_weights_path else None,
     )
 
 

@@ -19,11 +19,13 @@ import numpy as np
 import torch.utils.data
 
 from openpi import transforms as _transforms
+from openpi.datasets import episode_files
 from openpi.datasets import lerobot as _lerobot
+from openpi.datasets import lerobot_meta as _lerobot_meta
+from openpi.models import model_inputs as _inputs
 from openpi.policies import b1k_policy
 from openpi.shared import normalize as _normalize
 
-Framework = Literal["jax", "pytorch", "numpy"]
 # Per-sample weights: an array aligned with the dataset, or a function of (episode_index[N], frame_index[N]).
 SampleWeights = np.ndarray | Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -40,52 +42,6 @@ class FrameDataset:
 
     def __getitem__(self, index: int) -> dict:
         return self.transform(self.dataset[int(index)])
-
-
-def collate(samples: Sequence[dict]) -> dict:
-    """Stacks a list of nested sample dicts into one nested batch dict (strings become lists)."""
-    first = samples[0]
-    out = {}
-    for key, value in first.items():
-        values = [s[key] for s in samples]
-        if isinstance(value, dict):
-            out[key] = collate(values)
-        elif isinstance(value, str):
-            out[key] = values
-        else:
-            out[key] = np.stack([np.asarray(v) for v in values])
-    return out
-
-
-def _convert_leaf(x: Any, framework: Framework, sharding: Any = None) -> Any:
-    if not isinstance(x, np.ndarray) or x.dtype.kind not in "biuf":
-        return x
-    if framework == "jax":
-        import jax
-
-        return jax.device_put(x, sharding)
-    if framework == "pytorch":
-        return torch.from_numpy(np.ascontiguousarray(x))
-    return x
-
-
-def _map_tree(fn: Callable[[Any], Any], tree: Any) -> Any:
-    if isinstance(tree, dict):
-        return {k: _map_tree(fn, v) for k, v in tree.items()}
-    return fn(tree)
-
-
-def to_model_inputs(batch: dict, framework: Framework, sharding: Any = None) -> tuple[Any, Any]:
-    """Batch dict → ``(Observation, actions)`` in the framework's arrays (uint8 images → float in [-1, 1]);
-    JAX arrays go to ``sharding`` when given."""
-    import jax
-
-    from openpi.models import model as _model
-
-    observation = _model.Observation.from_dict(batch)
-    observation = jax.tree.map(lambda x: _convert_leaf(np.asarray(x), framework, sharding), observation)
-    actions = batch.get("actions")
-    return observation, None if actions is None else _convert_leaf(actions, framework, sharding)
 
 
 class _EpochSampler(torch.utils.data.Sampler):
@@ -167,7 +123,7 @@ class DataLoader:
         seed: int | Sequence[int] = 0,
         num_workers: int = 0,
         drop_last: bool = True,
-        framework: Framework = "jax",
+        framework: _inputs.Framework = "jax",
         output: Literal["observation", "dict"] = "observation",
         sample_weights: SampleWeights | None = None,
         num_batches: int | None = None,
@@ -198,7 +154,7 @@ class DataLoader:
             batch_size=batch_size // world_size,
             sampler=_EpochSampler(len(dataset), shuffle, seed, weights, epoch=start_epoch, skip=skip, shard=shard),
             num_workers=num_workers,
-            collate_fn=collate,
+            collate_fn=_inputs.collate,
             drop_last=drop_last,
             persistent_workers=num_workers > 0,
             multiprocessing_context=worker_start_method if num_workers > 0 else None,
@@ -216,9 +172,9 @@ class DataLoader:
                     return
                 produced += 1
                 if self._output == "observation":
-                    yield to_model_inputs(batch, self._framework, self._sharding)
+                    yield _inputs.to_model_inputs(batch, self._framework, self._sharding)
                 else:
-                    yield _map_tree(lambda x: _convert_leaf(x, self._framework, self._sharding), batch)
+                    yield _inputs.to_arrays(batch, self._framework, self._sharding)
 
 
 def create_lerobot_data_loader(
@@ -238,7 +194,7 @@ def create_lerobot_data_loader(
     """A `DataLoader` over a local LeRobot dataset; ``episodes`` and/or ``episode_filter`` select episodes,
     ``preload_max_bytes`` is passed to `LeRobotDataset`, other keyword arguments (shuffle, seed, num_workers,
     sample_weights, framework, ...) go to `DataLoader`."""
-    meta = _lerobot.LeRobotMetadata.load(_lerobot.resolve_root(repo_id, root))
+    meta = _lerobot_meta.LeRobotMetadata.load(_lerobot_meta.resolve_root(repo_id, root))
     chosen = meta.episode_indices if episodes is None else list(episodes)
     if episode_filter is not None:
         chosen = [e for e in chosen if episode_filter(e)]
@@ -259,7 +215,7 @@ def create_data_loader(
     config: Any,
     data_config: Any,
     *,
-    framework: Framework = "jax",
+    framework: _inputs.Framework = "jax",
     sharding: Any = None,
     start_step: int = 0,
     shuffle: bool = True,
@@ -281,7 +237,7 @@ def create_data_loader(
         _transforms.Normalize(data_config.norm_stats, use_quantiles=data_config.use_quantile_norm),
         *data_config.model_transforms.inputs,
     ]
-    meta = _lerobot.LeRobotMetadata.load(_lerobot.resolve_root(data_config.repo_id, data_config.root))
+    meta = _lerobot_meta.LeRobotMetadata.load(_lerobot_meta.resolve_root(data_config.repo_id, data_config.root))
     wanted = {
         key
         for t in data_config.repack_transforms.inputs
@@ -291,9 +247,7 @@ def create_data_loader(
     camera_keys = [k for k in meta.video_keys if k in wanted] if wanted else None
     sample_weights = None
     if getattr(data_config, "sample_weights_path", None):
-        from openpi.analysis import arm_heavy
-
-        sample_weights = arm_heavy.sample_weight_fn(data_config.sample_weights_path)
+        sample_weights = episode_files.sample_weight_fn(data_config.sample_weights_path)
     return create_lerobot_data_loader(
         data_config.repo_id,
         root=data_config.root,

@@ -30,6 +30,7 @@ import tqdm
 from openpi.models_pytorch import pi0_pytorch
 from openpi.models_pytorch import weight_conversion as _conversion
 from openpi.shared import normalize as _normalize
+from openpi.training import checkpoint_io as _checkpoint_io
 from openpi.training import config as _config
 from openpi.training import data_loader as _data_loader
 from openpi.training import optimizer as _optimizer
@@ -37,11 +38,6 @@ from openpi.training import run_utils
 from openpi.training import weight_loaders as _weight_loaders
 
 logger = logging.getLogger("openpi")
-
-MODEL_FILE = "model.safetensors"
-OPTIMIZER_FILE = "optimizer.pt"
-METADATA_FILE = "metadata.pt"
-
 
 # ---- distributed ---------------------------------------------------------------------------------------------
 
@@ -133,18 +129,6 @@ def freeze_lora_base(model: nn.Module, model_config: _config.ModelConfig) -> int
     return frozen
 
 
-def load_weights(model: nn.Module, path: pathlib.Path) -> None:
-    """Loads ``model.safetensors`` (a file or a directory holding one) or an openpi JAX params checkpoint (the
-    ``.../params`` directory or ``.npz``, converted on the fly)."""
-    if path.is_dir() and (path / MODEL_FILE).exists():
-        path = path / MODEL_FILE
-    if path.suffix == ".safetensors":
-        state_dict = safetensors.torch.load_file(str(path))
-    else:
-        state_dict, _ = _conversion.jax_to_torch(_conversion.load_jax_params(path))
-    _conversion.load_into(model, state_dict)
-
-
 def _initial_weights_path(config: _config.TrainConfig, resume_from: pathlib.Path | None) -> pathlib.Path | None:
     """Weights to start from: another experiment's latest checkpoint (``--resume-from``; a PyTorch or a JAX one),
     ``weight_path``, or None for the seeded random init."""
@@ -153,7 +137,7 @@ def _initial_weights_path(config: _config.TrainConfig, resume_from: pathlib.Path
         if not steps:
             raise FileNotFoundError(f"--resume-from: {resume_from} has no complete checkpoint.")
         step_dir = resume_from / str(steps[-1])
-        path = step_dir if (step_dir / MODEL_FILE).exists() else step_dir / "params"
+        path = step_dir if (step_dir / _checkpoint_io.MODEL_FILE).exists() else step_dir / _checkpoint_io.JAX_PARAMS
         logger.info("Starting from the weights of %s (--resume-from).", path)
         return path
     if config.weight_path is not None:
@@ -201,8 +185,8 @@ def save_checkpoint(
     tensors = {
         k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != _conversion.TIED_LM_HEAD
     }
-    safetensors.torch.save_file(tensors, str(tmp / MODEL_FILE), metadata={"format": "pt"})
-    torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+    safetensors.torch.save_file(tensors, str(tmp / _checkpoint_io.MODEL_FILE), metadata={"format": "pt"})
+    torch.save(optimizer.state_dict(), tmp / _checkpoint_io.OPTIMIZER_FILE)
     metadata = {
         "step": step,
         "config_name": config.name,
@@ -213,7 +197,7 @@ def save_checkpoint(
         "loss_weighting": config.model.loss_weighting.to_json(),
         "asset_id": data_config.asset_id,
     }
-    torch.save(metadata, tmp / METADATA_FILE)
+    torch.save(metadata, tmp / _checkpoint_io.METADATA_FILE)
     if data_config.norm_stats:
         _normalize.save(tmp / "assets" / data_config.asset_id, data_config.norm_stats)
     if final.exists():
@@ -227,9 +211,9 @@ def save_checkpoint(
 
 def load_checkpoint(step_dir: pathlib.Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
     """Restores model and optimizer from a complete checkpoint; returns its step."""
-    load_weights(model, step_dir / MODEL_FILE)
-    optimizer.load_state_dict(torch.load(step_dir / OPTIMIZER_FILE, weights_only=True))
-    return int(torch.load(step_dir / METADATA_FILE, weights_only=True)["step"])
+    _checkpoint_io.load_weights(model, step_dir / _checkpoint_io.MODEL_FILE)
+    optimizer.load_state_dict(torch.load(step_dir / _checkpoint_io.OPTIMIZER_FILE, weights_only=True))
+    return int(torch.load(step_dir / _checkpoint_io.METADATA_FILE, weights_only=True)["step"])
 
 
 def _remove_temporary_dirs(checkpoint_dir: pathlib.Path) -> None:
@@ -335,7 +319,7 @@ def _train(
         logger.info("Froze %d non-LoRA weight tensors (LoRA fine-tuning).", frozen)
     steps = run_utils.step_dirs(checkpoint_dir) if resuming else []
     if not steps and (path := _initial_weights_path(config, resume_from)) is not None:
-        load_weights(model, path)
+        _checkpoint_io.load_weights(model, path)
     optimizer = create_optimizer(config, model)
     start_step = 0
     if steps:

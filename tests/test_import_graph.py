@@ -1,0 +1,89 @@
+"""The package's layering, read from the source: no import cycle, training/ never reaches into analysis/,
+and serving (policies/) never needs a trainer or the training data loader."""
+
+import ast
+import pathlib
+
+SRC = pathlib.Path(__file__).parents[1] / "src"
+TRAINERS_AND_LOADER = {"openpi.training.jax_trainer", "openpi.training.pytorch_trainer", "openpi.training.data_loader"}
+
+
+def _module_name(path: pathlib.Path) -> str:
+    parts = path.relative_to(SRC).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _runtime_nodes(node: ast.AST):
+    """Every node, function bodies included, except ``if TYPE_CHECKING:`` blocks (never imported at run time)."""
+    for child in ast.iter_child_nodes(node):
+        test = child.test if isinstance(child, ast.If) else None
+        if test is not None and "TYPE_CHECKING" in ast.unparse(test):
+            continue
+        yield child
+        yield from _runtime_nodes(child)
+
+
+def _imports(tree: ast.Module, modules: set[str]) -> set[str]:
+    """Imported openpi modules, at module or function level: ``from openpi.x import y`` is ``openpi.x.y`` when
+    that is a module, else ``openpi.x``."""
+    out = set()
+    nodes = list(_runtime_nodes(tree))
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("openpi")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("openpi"):
+            out |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module for a in node.names}
+    return out & modules
+
+
+def _graph() -> dict[str, set[str]]:
+    paths = {_module_name(p): p for p in (SRC / "openpi").rglob("*.py")}
+    return {
+        name: _imports(ast.parse(path.read_text()), set(paths))
+        for name, path in paths.items()
+    }
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                return [*stack[stack.index(dep) :], dep]
+            if dep not in state and (found := visit(dep)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_graph_is_read():
+    graph = _graph()
+    assert "openpi.training.config" in graph["openpi.training.jax_trainer"]  # the reader sees real edges
+    assert "openpi.training.config" in graph["openpi.analysis.sources"]  # function-level imports count
+    assert _cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]
+
+
+def test_no_import_cycle():
+    assert _cycle(_graph()) is None
+
+
+def test_training_imports_nothing_from_analysis():
+    graph = _graph()
+    bad = {(m, d) for m, deps in graph.items() if m.startswith("openpi.training") for d in deps if "analysis" in d}
+    assert not bad
+
+
+def test_policies_import_no_trainer_or_data_loader():
+    graph = _graph()
+    bad = {(m, d) for m, deps in graph.items() if m.startswith("openpi.policies") for d in deps & TRAINERS_AND_LOADER}
+    assert not bad
