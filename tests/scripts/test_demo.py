@@ -31,8 +31,8 @@ def demo_run(tmp_path_factory):
         eval_stride=40,
         sim=demo.demo_sim.SimArgs(
             enabled=importlib.util.find_spec("metaworld") is not None,
-            strategies=("uniform", "per_group"),
-            tasks=("reach-v3", "push-v3"),
+            strategies=("per_group",),
+            tasks=("reach-v3", "pick-place-v3"),
             episodes_per_task=1,
             steps=3,
             batch_size=4,

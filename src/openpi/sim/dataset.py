@@ -28,6 +28,9 @@ LAYOUTS_FILE = "meta/sim_layouts.json"
 DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
 VIDEO_PATH = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
 CHUNKS_SIZE = 1000
+# Every frame a keyframe: training reads random frames, and at 64 px the larger files cost little while a
+# decode no longer runs forward from an earlier keyframe.
+KEYFRAME_INTERVAL = 1
 STATE_KEY, ACTION_KEY = "observation.state", "action"
 
 
@@ -146,7 +149,7 @@ def write_dataset(config: SimDatasetConfig, progress: bool = True) -> pathlib.Pa
                 for camera in metaworld_env.CAMERAS.values():
                     key = image_key(camera)
                     video = root / VIDEO_PATH.format(episode_chunk=chunk, video_key=key, episode_index=episode_index)
-                    _video.write_video(video, episode[camera], config.fps, codec="h264", gop=10)
+                    _video.write_video(video, episode[camera], config.fps, codec="h264", gop=KEYFRAME_INTERVAL)
                 instruction = metaworld_env.task(task_name).instruction
                 episodes_meta.append({"episode_index": episode_index, "tasks": [instruction], "length": length})
                 stats_rows.append({
