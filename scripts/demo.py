@@ -48,6 +48,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from openpi.analysis import arm_heavy
+from openpi.analysis import plots
 from openpi.analysis import sources
 from openpi.datasets import episode_files
 from openpi.datasets import lerobot as _lerobot
@@ -276,21 +277,7 @@ def _fmt(v: float | None) -> str:
 
 def plot_loss_curves(results: dict[str, list[dict]], path: pathlib.Path) -> pathlib.Path:
     """Per-group training loss (unweighted, mean over seeds) for every strategy."""
-    fig, axes = plt.subplots(1, len(REPORT_GROUPS), figsize=(4 * len(REPORT_GROUPS), 3.2), sharex=True)
-    for strategy, runs in results.items():
-        for ax, group in zip(axes, REPORT_GROUPS, strict=True):
-            curves = [[(rec["step"], rec[f"loss/{group}"]) for rec in r["metrics"]] for r in runs]
-            steps = [s for s, _ in curves[0]]
-            values = np.mean([[v for _, v in c] for c in curves], axis=0)
-            ax.plot(steps, values, label=strategy)
-            ax.set_title(f"loss/{group}")
-            ax.set_xlabel("step")
-            ax.set_yscale("log")
-    axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return plots.group_loss_curves(results, REPORT_GROUPS, path)
 
 
 def plot_arm_trajectories(

@@ -23,6 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from openpi.analysis import plots
 from openpi.datasets import stats as _stats
 from openpi.shared import normalize as _normalize
 from openpi.training import config as _config
@@ -225,20 +226,7 @@ def markdown(args: SimArgs, seeds: tuple[int, ...], result: dict[str, Any], plot
 
 
 def plot_losses(result: dict[str, Any], path: pathlib.Path) -> pathlib.Path:
-    fig, axes = plt.subplots(1, len(GROUPS), figsize=(4 * len(GROUPS), 3.2), sharex=True)
-    for strategy, runs in result["runs"].items():
-        for ax, group in zip(axes, GROUPS, strict=True):
-            steps = [m["step"] for m in runs[0]["metrics"]]
-            values = np.mean([[m[f"loss/{group}"] for m in r["metrics"]] for r in runs], axis=0)
-            ax.plot(steps, values, label=strategy)
-            ax.set_title(f"sim loss/{group}")
-            ax.set_xlabel("step")
-            ax.set_yscale("log")
-    axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return plots.group_loss_curves(result["runs"], GROUPS, path, title="sim loss")
 
 
 def plot_success(result: dict[str, Any], tasks: tuple[str, ...], path: pathlib.Path) -> pathlib.Path:
