@@ -49,9 +49,10 @@ class SimArgs:
     tasks: tuple[str, ...] = ("reach-v3", "push-v3", "pick-place-v3")
     episodes_per_task: int = 20
     """Expert demonstrations per task."""
-    steps: int = 1500
+    steps: int = 400
+    """Training steps per run (the configs' own default is 1500; the demo's default keeps it short)."""
     batch_size: int = 32
-    eval_episodes: int = 10
+    eval_episodes: int = 5
     """Held-out layouts per task and run."""
     max_steps: int = 150
     execute_steps: int = 5
