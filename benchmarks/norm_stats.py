@@ -79,7 +79,7 @@ def _loader_rate(root: pathlib.Path, args: Args, preload_max_bytes: int) -> floa
     """Frames/s of the B1K data loader without video (state + action chunks, per-sample transforms)."""
     loader = _dl.create_lerobot_data_loader(
         root=root,
-        transforms=_dl.b1k_transforms(with_images=False, model_action_dim=23),
+        transforms=_dl.b1k_transforms(with_images=False, model_action_dim=b1k_policy.R1PRO_ACTION_DIM),
         action_horizon=args.action_horizon,
         batch_size=args.batch_size,
         camera_keys=(),

@@ -30,6 +30,7 @@ from openpi.datasets import lerobot as _lerobot
 from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.datasets import stats as _dataset_stats
 from openpi.policies import b1k_policy
+from openpi.policies import r1pro
 from openpi.shared import action_groups as _groups
 from openpi.shared import loss_weighting as _lw
 from openpi.shared import normalize as _normalize
@@ -204,7 +205,7 @@ def base_norm_stats(source: Source, *, progress: bool = True) -> tuple[dict[str,
 
 def annotation_path(root: pathlib.Path, episode_index: int) -> pathlib.Path:
     """B1K's skill annotation file of an episode (chunk = task = episode_index // 10000)."""
-    task = episode_index // _lerobot_meta.B1K_EPISODES_PER_TASK
+    task = episode_index // r1pro.EPISODES_PER_TASK
     return root / "annotations" / f"task-{task:04d}" / f"episode_{episode_index:08d}.json"
 
 

@@ -44,11 +44,10 @@ class LeRobotDataset:
         action_key: str = "action",
         camera_keys: Sequence[str] | None = None,
         columns: Sequence[str] | None = None,
-        download: bool = False,
         episode_cache_size: int = 8,
         preload_max_bytes: int = 2**30,
     ):
-        self.meta = _meta.LeRobotMetadata.load(_meta.resolve_root(repo_id, root, download))
+        self.meta = _meta.LeRobotMetadata.load(_meta.resolve_root(repo_id, root))
         chosen = self.meta.episode_indices if episodes is None else [int(e) for e in episodes]
         for e in chosen:
             self.meta.episode(e)  # raises for unknown episodes

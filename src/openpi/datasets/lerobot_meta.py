@@ -18,9 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-# B1K's templates use the task index as the chunk (episode index = task × 10000 + local id), whatever
-# `chunks_size` says; the reader falls back to this when the `chunks_size` chunk has no file.
-B1K_EPISODES_PER_TASK = 10_000
+from openpi.policies import r1pro
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -40,27 +38,14 @@ def download_command(repo_id: str, path: pathlib.Path) -> str:
     return f"huggingface-cli download --repo-type dataset {repo_id} --local-dir {path}"
 
 
-def resolve_root(
-    repo_id: str | None = None, root: pathlib.Path | str | None = None, download: bool = False
-) -> pathlib.Path:
-    """The dataset root: ``root`` if given, else ``$HF_LEROBOT_HOME/<repo_id>``; downloads only when asked."""
+def resolve_root(repo_id: str | None = None, root: pathlib.Path | str | None = None) -> pathlib.Path:
+    """The dataset root: ``root`` if given, else ``$HF_LEROBOT_HOME/<repo_id>``; never downloads (the error says how)."""
     if root is None and repo_id is None:
         raise ValueError("Give a dataset root path or a repo_id.")
     path = pathlib.Path(root).expanduser() if root is not None else lerobot_home() / str(repo_id)
     info = path / "meta" / "info.json"
     if info.exists():
         return path
-    if download and repo_id is not None:
-        try:
-            import huggingface_hub
-        except ImportError:
-            raise DatasetNotFoundError(
-                f"No LeRobot dataset at {path} and huggingface_hub is not installed to download it; "
-                f"install it or run: {download_command(repo_id, path)}"
-            ) from None
-        huggingface_hub.snapshot_download(repo_id, repo_type="dataset", local_dir=str(path))
-        if info.exists():
-            return path
     hint = f" Download it with: {download_command(repo_id, path)}" if repo_id else ""
     if path.exists():
         raise DatasetNotFoundError(f"{info} is missing: {path} is not a LeRobot dataset root.{hint}")
@@ -168,7 +153,7 @@ def _load_v2(root: pathlib.Path, info: dict) -> tuple[dict[int, str], dict[int, 
         index = int(row["episode_index"])
         chunk = index // chunks_size
         data_file = info["data_path"].format(episode_chunk=chunk, episode_index=index)
-        b1k_chunk = index // B1K_EPISODES_PER_TASK
+        b1k_chunk = index // r1pro.EPISODES_PER_TASK  # B1K: chunk = task, whatever chunks_size says
         if chunk != b1k_chunk and not (root / data_file).exists():
             alternative = info["data_path"].format(episode_chunk=b1k_chunk, episode_index=index)
             if (root / alternative).exists():

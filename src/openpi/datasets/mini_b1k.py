@@ -49,15 +49,19 @@ import tqdm
 import tyro
 
 from openpi.datasets import video as _video
+from openpi.policies import r1pro
 
 GROUND_TRUTH_FILE = "mini_b1k_ground_truth.json"
 CAMERAS = ("head", "left_wrist", "right_wrist")
-EPISODES_PER_TASK_STRIDE = 10_000
-ACTION_DIM, STATE_DIM, CAM_POSE_DIM, TASK_INFO_DIM = 23, 256, 21, 12
+CAM_POSE_DIM, TASK_INFO_DIM = 21, 12
 CHUNK = 50  # frames per action chunk, the unit of the arm speed bounds
 TRUNK_MEAN = np.array([0.93, -1.28, -0.50, 0.0])
 ARM_REST = np.array([0.0, 1.2, 0.0, -1.6, 0.0, -0.4, 0.0])
 FINGER_OPEN, FINGER_SPEED = 0.05, 0.005
+# R1Pro's action layout as slices; grippers as (left, right) dims.
+BASE, TRUNK = slice(*r1pro.BASE), slice(*r1pro.TRUNK)
+LEFT_ARM, RIGHT_ARM = slice(*r1pro.LEFT_ARM), slice(*r1pro.RIGHT_ARM)
+GRIPPERS = r1pro.LEFT_GRIPPER + r1pro.RIGHT_GRIPPER
 
 TASKS = [
     ("turning_on_radio", "Turn on the radio receiver that's on the table in the living room."),
@@ -155,7 +159,7 @@ class Episode:
 
 def episode_indices(config: MiniB1KConfig) -> list[int]:
     return [
-        task * EPISODES_PER_TASK_STRIDE + 10 * (j + 1)
+        task * r1pro.EPISODES_PER_TASK + 10 * (j + 1)
         for task in range(config.num_tasks)
         for j in range(config.episodes_per_task)
     ]
@@ -198,8 +202,8 @@ def _bump(n: int) -> np.ndarray:
 
 
 def _actions(rng: np.random.Generator, segments: tuple[Segment, ...], length: int) -> np.ndarray:
-    action = np.zeros((length, ACTION_DIM))
-    action[:, 3:7] = TRUNK_MEAN + np.r_[rng.uniform(-0.05, 0.05, 3), 0.0]
+    action = np.zeros((length, r1pro.R1PRO_ACTION_DIM))
+    action[:, TRUNK] = TRUNK_MEAN + np.r_[rng.uniform(-0.05, 0.05, 3), 0.0]
     arms = np.tile(ARM_REST, 2) + rng.uniform(-0.2, 0.2, 14)
     grippers = rng.choice([-1.0, 1.0], 2, p=[0.3, 0.7])
     for seg in segments:
@@ -208,9 +212,9 @@ def _actions(rng: np.random.Generator, segments: tuple[Segment, ...], length: in
         if seg.skill_type == "navigation":
             for sub_start, sub_n in ((0, n // 2), (n // 2, n - n // 2)):
                 peak = rng.uniform(0.35, 0.75, 3) * rng.choice([-1.0, 1.0], 3) * np.array([1.0, 0.5, 1.0])
-                action[seg.start + sub_start : seg.start + sub_start + sub_n, 0:3] = _bump(sub_n)[:, None] * peak
-            action[rows, 7:14], action[rows, 15:22] = arms[:7], arms[7:]
-            action[rows, 14], action[rows, 22] = grippers
+                action[seg.start + sub_start : seg.start + sub_start + sub_n, BASE] = _bump(sub_n)[:, None] * peak
+            action[rows, LEFT_ARM], action[rows, RIGHT_ARM] = arms[:7], arms[7:]
+            action[rows, GRIPPERS] = grippers
             continue
         active = [[0], [1], [0, 1]][rng.integers(3)]
         motion = np.zeros((n, 14))
@@ -222,7 +226,7 @@ def _actions(rng: np.random.Generator, segments: tuple[Segment, ...], length: in
             speed = peak_speed * np.sin(2 * np.pi * cycles * tau[:, None] + phase) * np.sin(np.pi * tau)[:, None]
             motion[:, 7 * side : 7 * side + 7] = np.cumsum(speed, axis=0)
         joints = arms + motion
-        action[rows, 7:14], action[rows, 15:22] = joints[:, :7], joints[:, 7:]
+        action[rows, LEFT_ARM], action[rows, RIGHT_ARM] = joints[:, :7], joints[:, 7:]
         arms = joints[-1]
         gripper = np.repeat(grippers[None], n, axis=0)
         for side in active:
@@ -233,7 +237,7 @@ def _actions(rng: np.random.Generator, segments: tuple[Segment, ...], length: in
                 gripper[begin:boundary, side] = state
                 state = -state
             grippers[side] = gripper[-1, side]
-        action[rows, 14], action[rows, 22] = gripper[:, 0], gripper[:, 1]
+        action[rows, GRIPPERS] = gripper
     return action
 
 
@@ -256,15 +260,15 @@ def _proprio(action: np.ndarray, fps: int) -> tuple[np.ndarray, np.ndarray]:
     """(state[T, 256], cam_rel_poses[T, 21]) consistent with the actions (one-step lag)."""
     length = len(action)
     lagged = np.concatenate([action[:1], action[:-1]])
-    lagged[0, 0:3] = 0.0  # the robot starts at rest
+    lagged[0, BASE] = 0.0  # the robot starts at rest
     dt = 1.0 / fps
     fingers = np.zeros((length, 2))
-    width = np.where(lagged[0, [14, 22]] > 0, FINGER_OPEN, 0.0)
+    width = np.where(lagged[0, GRIPPERS] > 0, FINGER_OPEN, 0.0)
     for t in range(length):
-        target = np.where(lagged[t, [14, 22]] > 0, FINGER_OPEN, 0.0)
+        target = np.where(lagged[t, GRIPPERS] > 0, FINGER_OPEN, 0.0)
         width = width + np.clip(target - width, -FINGER_SPEED, FINGER_SPEED)
         fingers[t] = width
-    base_vel = lagged[:, 0:3]
+    base_vel = lagged[:, BASE]
     yaw = np.cumsum(base_vel[:, 2]) * dt
     world_v = np.stack(
         [
@@ -274,35 +278,45 @@ def _proprio(action: np.ndarray, fps: int) -> tuple[np.ndarray, np.ndarray]:
         axis=1,
     )
     xy = np.cumsum(world_v, axis=0) * dt
-    trunk, left, right = lagged[:, 3:7], lagged[:, 7:14], lagged[:, 15:22]
+    trunk, left, right = lagged[:, TRUNK], lagged[:, LEFT_ARM], lagged[:, RIGHT_ARM]
     finger_pairs = [fingers[:, :1], fingers[:, :1], fingers[:, 1:], fingers[:, 1:]]
     zeros = np.zeros((length, 1))
     joint_qpos = np.concatenate([xy, zeros, zeros, zeros, yaw[:, None], trunk, left, right, *finger_pairs], axis=1)
     joint_qvel = np.gradient(joint_qpos, dt, axis=0) if length > 1 else np.zeros_like(joint_qpos)
-    state = np.zeros((length, STATE_DIM))
-    state[:, 0:28] = joint_qpos
-    state[:, 28:56], state[:, 56:84] = np.sin(joint_qpos), np.cos(joint_qpos)
-    state[:, 84:112] = joint_qvel
-    state[:, 112:140] = 0.05 * (np.gradient(joint_qvel, dt, axis=0) if length > 1 else joint_qvel)  # ∝ acceleration
-    state[:, 140:143] = np.concatenate([xy, zeros], axis=1)
-    state[:, 143:147] = np.stack([np.cos(yaw / 2), 0 * yaw, 0 * yaw, np.sin(yaw / 2)], axis=1)
-    state[:, 152:154], state[:, 157] = world_v, base_vel[:, 2]
-    for arm, start, side in ((left, 158, 1.0), (right, 197, -1.0)):
-        state[:, start : start + 7] = arm
+    state = np.zeros((length, r1pro.PROPRIO_DIM))
+    state[:, r1pro.PROPRIO_JOINT_QPOS] = joint_qpos
+    state[:, r1pro.PROPRIO_JOINT_QPOS_SIN] = np.sin(joint_qpos)
+    state[:, r1pro.PROPRIO_JOINT_QPOS_COS] = np.cos(joint_qpos)
+    state[:, r1pro.PROPRIO_JOINT_QVEL] = joint_qvel
+    effort = 0.05 * (np.gradient(joint_qvel, dt, axis=0) if length > 1 else joint_qvel)  # ∝ acceleration
+    state[:, r1pro.PROPRIO_JOINT_QEFFORT] = effort
+    pose, vel = r1pro.PROPRIO_ROBOT_POS_ORI.start, r1pro.PROPRIO_ROBOT_VEL.start  # pos, quat; linear, angular
+    state[:, pose : pose + 3] = np.concatenate([xy, zeros], axis=1)
+    state[:, pose + 3 : pose + 7] = np.stack([np.cos(yaw / 2), 0 * yaw, 0 * yaw, np.sin(yaw / 2)], axis=1)
+    state[:, vel : vel + 2], state[:, vel + 5] = world_v, base_vel[:, 2]
+    arms = (
+        (left, r1pro.PROPRIO_ARM_LEFT_QPOS, r1pro.PROPRIO_EEF_LEFT, 1.0),
+        (right, r1pro.PROPRIO_ARM_RIGHT_QPOS, r1pro.PROPRIO_EEF_RIGHT, -1.0),
+    )
+    for arm, qpos, eef, side in arms:
+        start = qpos.start  # then sin, cos and velocity of the 7 joints, up to the end effector
+        state[:, qpos] = arm
         state[:, start + 7 : start + 14], state[:, start + 14 : start + 21] = np.sin(arm), np.cos(arm)
         state[:, start + 21 : start + 28] = np.gradient(arm, dt, axis=0) if length > 1 else 0.0
-        state[:, start + 28 : start + 35] = _fake_eef(arm, side)
-    state[:, 193:195] = fingers[:, :1]
-    state[:, 232:234] = fingers[:, 1:]
-    state[:, 195:197] = joint_qvel[:, 24:26]
-    state[:, 234:236] = joint_qvel[:, 26:28]
-    state[:, 236:240] = trunk
-    state[:, 240:244] = joint_qvel[:, 6:10]
+        state[:, eef] = _fake_eef(arm, side)
+    left_fingers, right_fingers = r1pro.PROPRIO_GRIPPER_LEFT_QPOS, r1pro.PROPRIO_GRIPPER_RIGHT_QPOS
+    state[:, left_fingers] = fingers[:, :1]
+    state[:, right_fingers] = fingers[:, 1:]
+    state[:, left_fingers.stop : left_fingers.stop + 2] = joint_qvel[:, 24:26]  # finger velocities
+    state[:, right_fingers.stop : right_fingers.stop + 2] = joint_qvel[:, 26:28]
+    trunk_qpos = r1pro.PROPRIO_TRUNK_QPOS
+    state[:, trunk_qpos] = trunk
+    state[:, trunk_qpos.stop : trunk_qpos.stop + 4] = joint_qvel[:, 6:10]  # trunk velocities
     base_qpos = np.concatenate([xy, yaw[:, None]], axis=1)
-    state[:, 244:253] = np.concatenate([base_qpos, np.sin(base_qpos), np.cos(base_qpos)], axis=1)
-    state[:, 253:256] = base_vel
+    state[:, r1pro.PROPRIO_BASE_QPOS] = np.concatenate([base_qpos, np.sin(base_qpos), np.cos(base_qpos)], axis=1)
+    state[:, r1pro.PROPRIO_BASE_QVEL] = base_vel
     head = np.tile([0.1, 0.0, 1.6, 1.0, 0.0, 0.0, 0.0], (length, 1))
-    cams = np.concatenate([head, state[:, 186:193], state[:, 225:232]], axis=1)
+    cams = np.concatenate([head, state[:, r1pro.PROPRIO_EEF_LEFT], state[:, r1pro.PROPRIO_EEF_RIGHT]], axis=1)
     return state, cams
 
 
@@ -312,8 +326,9 @@ def _render(state: np.ndarray, task_index: int, size: int) -> dict[str, np.ndarr
     ys = np.arange(size)[None, :, None]
     xs = np.arange(size)[None, None, :]
     tint = np.array(np.random.default_rng(task_index).uniform(40, 110, 3))
-    left, right = state[:, 158:165], state[:, 197:204]
-    widths = np.stack([state[:, 193:195].sum(1), state[:, 232:234].sum(1)], axis=1)  # 0..0.1
+    left, right = state[:, r1pro.PROPRIO_ARM_LEFT_QPOS], state[:, r1pro.PROPRIO_ARM_RIGHT_QPOS]
+    fingers = (r1pro.PROPRIO_GRIPPER_LEFT_QPOS, r1pro.PROPRIO_GRIPPER_RIGHT_QPOS)
+    widths = np.stack([state[:, side].sum(1) for side in fingers], axis=1)  # 0..0.1
     # Joint value → fraction of the image, clipped to [0.05, 0.95] (±1.6 rad around the rest pose).
     left_frac = np.clip(0.5 + (left - ARM_REST) / 3.2, 0.05, 0.95)
     right_frac = np.clip(0.5 + (right - ARM_REST) / 3.2, 0.05, 0.95)
@@ -330,7 +345,8 @@ def _render(state: np.ndarray, task_index: int, size: int) -> dict[str, np.ndarr
         img[mask] = np.repeat(color, mask.reshape(length, -1).sum(1), axis=0)
 
     images = {}
-    pose_shift = state[:, 140] * size * 2 + state[:, 246] * size  # base x and yaw scroll the head view
+    x, yaw = state[:, r1pro.PROPRIO_ROBOT_POS_ORI.start], state[:, r1pro.PROPRIO_BASE_QPOS.start + 2]
+    pose_shift = x * size * 2 + yaw * size  # base x and yaw scroll the head view
     head = background(pose_shift)
     bar_w = max(2, size // 20)
     for j in range(14):
@@ -341,7 +357,7 @@ def _render(state: np.ndarray, task_index: int, size: int) -> dict[str, np.ndarr
         color = np.array([70.0, 120.0, 230.0]) if j < 7 else np.array([240.0, 160.0, 50.0])
         head[mask] = color
     for side, cx in ((0, size // 4), (1, 3 * size // 4)):
-        half = (1 + widths[:, side] / 0.1 * size / 10).astype(int)
+        half = (1 + widths[:, side] / r1pro.MAX_GRIPPER_WIDTH * size / 10).astype(int)
         square(head, cx, size // 8, half, widths[:, side] > 0.05)
     images["head"] = head
 
@@ -353,7 +369,7 @@ def _render(state: np.ndarray, task_index: int, size: int) -> dict[str, np.ndarr
             right_end = (size * frac[:, j]).astype(int)
             mask = (ys >= y0) & (ys < y0 + bar_h) & (xs < right_end[:, None, None])
             img[mask] = [200.0, 200.0, 90.0]
-        half = (2 + widths[:, side] / 0.1 * size / 5).astype(int)
+        half = (2 + widths[:, side] / r1pro.MAX_GRIPPER_WIDTH * size / 5).astype(int)
         square(img, size // 2, int(size * 0.8), half, widths[:, side] > 0.05)
         images[name] = img
     return {k: np.clip(np.round(_soften(v)), 0, 255).astype(np.uint8) for k, v in images.items()}
@@ -378,9 +394,10 @@ def generate_episode(config: MiniB1KConfig, episode_index: int, label: str | Non
     segments = _segments(rng, length, share)
     action = _actions(rng, segments, length)
     state, cams = _proprio(action, config.fps)
-    task_index = episode_index // EPISODES_PER_TASK_STRIDE
+    task_index = episode_index // r1pro.EPISODES_PER_TASK
     task_info = np.tile(rng.normal(size=TASK_INFO_DIM), (length, 1))
-    task_info[:, :2] -= state[:, 140:142]  # object position relative to the robot
+    pose = r1pro.PROPRIO_ROBOT_POS_ORI.start
+    task_info[:, :2] -= state[:, pose : pose + 2]  # object position relative to the robot
     images = _render(state, task_index, config.image_size) if config.video else {}
     return Episode(
         episode_index=episode_index,
@@ -457,8 +474,8 @@ def _features(config: MiniB1KConfig) -> dict:
                 },
             }
     for name, dim in (
-        ("action", ACTION_DIM),
-        ("observation.state", STATE_DIM),
+        ("action", r1pro.R1PRO_ACTION_DIM),
+        ("observation.state", r1pro.PROPRIO_DIM),
         ("observation.cam_rel_poses", CAM_POSE_DIM),
         ("observation.task_info", TASK_INFO_DIM),
     ):
@@ -602,7 +619,7 @@ def write_mini_b1k(config: MiniB1KConfig, progress: bool = True) -> pathlib.Path
         "total_frames": global_index,
         "total_tasks": config.num_tasks,
         "total_videos": len(indices) * len(CAMERAS) if config.video else 0,
-        "chunks_size": EPISODES_PER_TASK_STRIDE if not v3 else 1000,
+        "chunks_size": r1pro.EPISODES_PER_TASK if not v3 else 1000,
         "fps": config.fps,
         "splits": {"train": f"0:{len(indices)}"},
         "features": _features(config),

@@ -17,9 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-Array: TypeAlias = jax.Array
+from openpi.shared import array_typing as at
+
+Array: TypeAlias = at.Array
 # Normalized, padded action chunk [B, action_horizon, action_dim].
-Actions: TypeAlias = Array
+Actions: TypeAlias = at.Float[Array, "*b ah ad"]
 Params: TypeAlias = dict[str, Any]
 
 # Camera names in the order the model sees them; wrist cameras are not geometrically augmented.
@@ -41,13 +43,13 @@ class Observation:
     ``token_ar_mask`` / ``token_loss_mask`` are only used by autoregressive (FAST) models.
     """
 
-    images: dict[str, Array]
-    image_masks: dict[str, Array]
-    state: Array
-    tokenized_prompt: Array | None = None
-    tokenized_prompt_mask: Array | None = None
-    token_ar_mask: Array | None = None
-    token_loss_mask: Array | None = None
+    images: dict[str, at.Float[Array, "*b h w c"]]
+    image_masks: dict[str, at.Bool[Array, "*b"]]
+    state: at.Float[Array, "*b s"]
+    tokenized_prompt: at.Int[Array, "*b l"] | None = None
+    tokenized_prompt_mask: at.Bool[Array, "*b l"] | None = None
+    token_ar_mask: at.Int[Array, "*b l"] | None = None
+    token_loss_mask: at.Bool[Array, "*b l"] | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Observation":
@@ -252,11 +254,13 @@ class BaseModel(nnx.Module, abc.ABC):
         self.max_token_len = max_token_len
 
     @abc.abstractmethod
-    def compute_loss(self, rng: Array, observation: Observation, actions: Actions, *, train: bool = False) -> Array:
+    def compute_loss(
+        self, rng: at.KeyArrayLike, observation: Observation, actions: Actions, *, train: bool = False
+    ) -> at.Float[Array, "*b ah"]:
         """Per-sample, per-step loss [B, action_horizon]."""
 
     @abc.abstractmethod
-    def sample_actions(self, rng: Array, observation: Observation, **kwargs) -> Actions:
+    def sample_actions(self, rng: at.KeyArrayLike, observation: Observation, **kwargs) -> Actions:
         """An action chunk [B, action_horizon, action_dim]."""
 
 

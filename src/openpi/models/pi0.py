@@ -16,6 +16,7 @@ from openpi.models import gemma as _gemma
 from openpi.models import model as _model
 from openpi.models import pi0_loss_utils
 from openpi.models import siglip as _siglip
+from openpi.shared import array_typing as at
 
 if TYPE_CHECKING:
     from openpi.models.pi0_config import Pi0Config
@@ -73,7 +74,9 @@ class Pi0(_model.BaseModel):
             self.action_time_mlp_out = nnx.Linear(expert.width, expert.width, rngs=rngs)
         self.action_out_proj = nnx.Linear(expert.width, config.action_dim, rngs=rngs)
 
-    def embed_prefix(self, obs: _model.Observation) -> tuple[jax.Array, jax.Array, jax.Array]:
+    def embed_prefix(
+        self, obs: _model.Observation
+    ) -> tuple[at.Float[at.Array, "b s emb"], at.Bool[at.Array, "b s"], at.Bool[at.Array, " s"]]:
         """Image tokens of every camera, then the prompt tokens; all bidirectional. Returns tokens, mask, ar flags."""
         tokens, masks, ar = [], [], []
         for name in obs.images:
@@ -93,8 +96,13 @@ class Pi0(_model.BaseModel):
         )
 
     def embed_suffix(
-        self, obs: _model.Observation, noisy_actions: jax.Array, timestep: jax.Array
-    ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array | None]:
+        self, obs: _model.Observation, noisy_actions: _model.Actions, timestep: at.Float[at.Array, " b"]
+    ) -> tuple[
+        at.Float[at.Array, "b s emb"],
+        at.Bool[at.Array, "b s"],
+        at.Bool[at.Array, " s"],
+        at.Float[at.Array, "b emb"] | None,
+    ]:
         """Action-expert tokens for ``x_t`` at time ``t`` [B]. Returns tokens, mask, ar flags and the adaRMS condition.
 
         pi0: a state token then action tokens ``MLP([action_in_proj(x_t), sincos(t)])``; pi0.5: ``action_in_proj(x_t)``
@@ -169,20 +177,20 @@ class Pi0(_model.BaseModel):
 
     def compute_loss(
         self,
-        rng: jax.Array,
+        rng: at.KeyArrayLike,
         observation: _model.Observation,
         actions: _model.Actions,
         *,
         train: bool = False,
-        noise: jax.Array | None = None,
-        time: jax.Array | None = None,
-    ) -> jax.Array:
+        noise: _model.Actions | None = None,
+        time: at.Float[at.Array, " b"] | None = None,
+    ) -> at.Float[at.Array, "b ah"]:
         """Weighted flow-matching loss [B, H] (see ``compute_loss_and_metrics``)."""
         return self.compute_loss_and_metrics(rng, observation, actions, train=train, noise=noise, time=time)[0]
 
     def sample_actions(
         self,
-        rng: jax.Array,
+        rng: at.KeyArrayLike,
         observation: _model.Observation,
         *,
         num_steps: int = 10,

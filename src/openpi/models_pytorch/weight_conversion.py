@@ -74,11 +74,6 @@ def flatten_params(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return flat
 
 
-def unflatten_params(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """``{"a/b/c": x}`` → ``{"a": {"b": {"c": x}}}`` (the pure-dict form ``nnx`` and orbax use)."""
-    return _transforms.unflatten_dict(flat)
-
-
 # ---- variant detection -------------------------------------------------------------------------------------------
 
 
@@ -428,7 +423,7 @@ def torch_to_jax(state_dict: Mapping[str, Any]) -> tuple[dict[str, Any], ModelSp
     """
     sd = {k: _to_numpy(v) for k, v in state_dict.items()}
     spec, rules = _check_torch_keys(sd)
-    return unflatten_params(_relayout_to_jax(sd, rules, np.stack, np.ascontiguousarray)), spec
+    return _transforms.unflatten_dict(_relayout_to_jax(sd, rules, np.stack, np.ascontiguousarray)), spec
 
 
 def jax_to_torch_shapes(params: Mapping[str, Any]) -> tuple[dict[str, jax.ShapeDtypeStruct], ModelSpec]:
@@ -444,7 +439,7 @@ def torch_to_jax_shapes(shapes: Mapping[str, Any]) -> tuple[dict[str, Any], Mode
     sd = {k: jax.ShapeDtypeStruct(tuple(v.shape), _jax_dtype(v.dtype)) for k, v in shapes.items()}
     spec, rules = _check_torch_keys(sd)
     flat = jax.eval_shape(lambda d: _relayout_to_jax(d, rules, jnp.stack, lambda x: x), sd)
-    return unflatten_params(flat), spec
+    return _transforms.unflatten_dict(flat), spec
 
 
 def _jax_dtype(dtype: Any) -> Any:
@@ -501,7 +496,7 @@ def load_jax_params(path: str | pathlib.Path) -> dict[str, Any]:
     path = pathlib.Path(path)
     if path.suffix == ".npz":
         with np.load(path) as data:
-            return unflatten_params({k: data[k] for k in data.files})
+            return _transforms.unflatten_dict({k: data[k] for k in data.files})
     return _model.restore_params(path)
 
 

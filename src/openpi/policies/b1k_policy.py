@@ -5,6 +5,7 @@ right_gripper [22]``; models pad it to 32 dims, so dims 23:32 are padding. The l
 write-ups (right arm 14:21, grippers 21:23) is the order of the 2025 baseline's *state* vector, not of the
 actions; group weights built on it weight the left gripper as an arm joint and half the grippers as arm.
 
+The layout's numbers (action and proprio slices) live in `r1pro`; this module re-exports the ones it uses.
 `B1KInputs` / `B1KOutputs` convert between B1K dataset samples and the model; `proprio_to_state` builds the
 23-dim state from the 256-dim proprio, vectorized so statistics tools can apply it to whole columns.
 """
@@ -18,18 +19,24 @@ import warnings
 import numpy as np
 
 from openpi.policies import lerobot_policy
+from openpi.policies.r1pro import BASE
+from openpi.policies.r1pro import LEFT_ARM
+from openpi.policies.r1pro import LEFT_GRIPPER
+from openpi.policies.r1pro import MAX_GRIPPER_WIDTH
+from openpi.policies.r1pro import PADDED_ACTION_DIM
+from openpi.policies.r1pro import PADDING
+from openpi.policies.r1pro import PROPRIO_ARM_LEFT_QPOS
+from openpi.policies.r1pro import PROPRIO_ARM_RIGHT_QPOS
+from openpi.policies.r1pro import PROPRIO_BASE_QVEL
+from openpi.policies.r1pro import PROPRIO_DIM
+from openpi.policies.r1pro import PROPRIO_GRIPPER_LEFT_QPOS
+from openpi.policies.r1pro import PROPRIO_GRIPPER_RIGHT_QPOS
+from openpi.policies.r1pro import PROPRIO_TRUNK_QPOS
+from openpi.policies.r1pro import R1PRO_ACTION_DIM
+from openpi.policies.r1pro import RIGHT_ARM
+from openpi.policies.r1pro import RIGHT_GRIPPER
+from openpi.policies.r1pro import TRUNK
 from openpi.shared import action_groups as _groups
-
-R1PRO_ACTION_DIM = 23
-PADDED_ACTION_DIM = 32
-
-BASE = (0, 3)
-TRUNK = (3, 7)
-LEFT_ARM = (7, 14)
-LEFT_GRIPPER = [14]
-RIGHT_ARM = (15, 22)
-RIGHT_GRIPPER = [22]
-PADDING = (R1PRO_ACTION_DIM, PADDED_ACTION_DIM)
 
 # Each gripper as its own group.
 R1PRO_ACTION_GROUPS: dict[str, _groups.GroupDims] = {
@@ -65,9 +72,11 @@ _KIND = {
     "left_gripper": "gripper",
     "right_gripper": "gripper",
 }
+_R1PRO_LAYOUT_TEXT = _groups.ActionGroups.create(R1PRO_ACTION_GROUPS, PADDED_ACTION_DIM).to_json()
 _LAYOUT_HINT = (
-    "R1Pro's action layout is base 0:3, trunk 3:7, left_arm 7:14, left_gripper [14], right_arm 15:22, "
-    "right_gripper [22]; 'right_arm 14:21, grippers 21:23' is the 2025 baseline's state order, not the action order."
+    "R1Pro's action layout is "
+    + ", ".join(f"{name} {dims}" for name, dims in _R1PRO_LAYOUT_TEXT.items() if name != "padding")
+    + "; 'right_arm 14:21, grippers 21:23' is the 2025 baseline's state order, not the action order."
 )
 
 
@@ -101,15 +110,6 @@ B1K_CAMERAS = {
     "observation.images.rgb.left_wrist": "left_wrist_0_rgb",
     "observation.images.rgb.right_wrist": "right_wrist_0_rgb",
 }
-PROPRIO_DIM = 256
-# Slices of the 256-dim proprio vector (B1K's `observation.state`).
-PROPRIO_BASE_QVEL = slice(253, 256)
-PROPRIO_TRUNK_QPOS = slice(236, 240)
-PROPRIO_ARM_LEFT_QPOS = slice(158, 165)
-PROPRIO_ARM_RIGHT_QPOS = slice(197, 204)
-PROPRIO_GRIPPER_LEFT_QPOS = slice(193, 195)
-PROPRIO_GRIPPER_RIGHT_QPOS = slice(232, 234)
-MAX_GRIPPER_WIDTH = 0.1  # m, sum of the two finger positions when fully open
 
 StateOrder = Literal["action", "baseline_2025"]
 

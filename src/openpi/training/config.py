@@ -115,7 +115,7 @@ class LeRobotDataConfig(DataConfigFactory):
     # state; "b1k_baseline_2025" keeps the 2025 baseline's state order; "identity" uses the state as stored.
     robot: Literal["identity", "b1k", "b1k_baseline_2025"] = "b1k"
     # Number of leading action dims the robot uses (outputs keep these); None = all dims in the dataset.
-    robot_action_dim: int | None = 23
+    robot_action_dim: int | None = b1k_policy.R1PRO_ACTION_DIM
     # "auto": quantiles for pi0.5, z-score for pi0 (openpi's choice).
     norm: Literal["auto", "zscore", "quantile"] = "auto"
     # Per action dim, True where actions are trained relative to the state.

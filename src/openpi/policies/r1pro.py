@@ -1,0 +1,42 @@
+"""BEHAVIOR-1K's R1Pro robot: where each body part sits in the action and proprio vectors, and how B1K numbers
+its episodes. The one place these numbers live; the policy transforms (`b1k_policy`), the LeRobot reader's B1K
+fallback and the miniature dataset writer all read them from here. Pure constants (no imports), so a dataset
+writer can use them without loading a model framework. Source: reference B1K.md.
+
+Action vector (23 dims): base velocity 0:3, trunk 3:7, left arm 7:14, left gripper [14], right arm 15:22, right
+gripper [22]; models pad it to 32 dims. Ranges are half-open ``(start, end)``, grippers lists of single dims.
+"""
+
+R1PRO_ACTION_DIM = 23
+PADDED_ACTION_DIM = 32
+
+BASE = (0, 3)
+TRUNK = (3, 7)
+LEFT_ARM = (7, 14)
+LEFT_GRIPPER = [14]
+RIGHT_ARM = (15, 22)
+RIGHT_GRIPPER = [22]
+PADDING = (R1PRO_ACTION_DIM, PADDED_ACTION_DIM)
+
+# Slices of the 256-dim proprio vector (B1K's `observation.state`), the documented ones.
+PROPRIO_DIM = 256
+PROPRIO_JOINT_QPOS = slice(0, 28)  # the first 6 are virtual base joints
+PROPRIO_JOINT_QPOS_SIN = slice(28, 56)
+PROPRIO_JOINT_QPOS_COS = slice(56, 84)
+PROPRIO_JOINT_QVEL = slice(84, 112)
+PROPRIO_JOINT_QEFFORT = slice(112, 140)
+PROPRIO_ROBOT_POS_ORI = slice(140, 152)  # global; not allowed in the standard track
+PROPRIO_ROBOT_VEL = slice(152, 158)  # linear, angular
+PROPRIO_ARM_LEFT_QPOS = slice(158, 165)
+PROPRIO_EEF_LEFT = slice(186, 193)  # pos + quat
+PROPRIO_GRIPPER_LEFT_QPOS = slice(193, 195)  # two fingers
+PROPRIO_ARM_RIGHT_QPOS = slice(197, 204)
+PROPRIO_EEF_RIGHT = slice(225, 232)
+PROPRIO_GRIPPER_RIGHT_QPOS = slice(232, 234)
+PROPRIO_TRUNK_QPOS = slice(236, 240)
+PROPRIO_BASE_QPOS = slice(244, 253)  # with sin / cos; not allowed in the standard track
+PROPRIO_BASE_QVEL = slice(253, 256)
+MAX_GRIPPER_WIDTH = 0.1  # m, sum of the two finger positions when fully open
+
+# B1K numbers episodes task × 10000 + local id, and its path templates use the task as the chunk.
+EPISODES_PER_TASK = 10_000
