@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install torch==2.13.0
-	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install -e '.[dev,sim]'
 	touch $(STAMP)
 
 $(CLIENT_STAMP):
@@ -26,8 +26,8 @@ $(CLIENT_STAMP):
 venv: $(STAMP)
 
 demo: $(STAMP)
-	WANDB_MODE=offline $(PY) scripts/demo.py
+	MUJOCO_GL=egl WANDB_MODE=offline $(PY) scripts/demo.py
 
 test: $(STAMP) $(CLIENT_STAMP)
 	$(PY) -m ruff check src scripts tests benchmarks examples
-	WANDB_MODE=offline $(PY) -m pytest -n 2 tests
+	MUJOCO_GL=egl WANDB_MODE=offline $(PY) -m pytest -n 2 tests

@@ -109,3 +109,21 @@ def test_vision_variants_convert(vision):
     assert set(model_state) - set(shapes) == {wc.TIED_LM_HEAD, wc.EXPERT_LM_HEAD}
     for key, value in shapes.items():
         assert tuple(model_state[key].shape) == value.shape, key
+
+
+def test_small_vocab_converts_and_is_detected():
+    """A tiny model's token table sized for the offline tokenizer (vocab_size=512): both frameworks build it,
+    the converter reads the size from the tree, and every PyTorch tensor (LM heads included) has the JAX shape."""
+    config = pi0_config.Pi0Config(
+        paligemma_variant="dummy", action_expert_variant="dummy", vision_variant="mu/16", image_resolution=(32, 32),
+        vocab_size=512,
+    )
+    tree = nnx.state(nnx.eval_shape(lambda: config.create(jax.random.key(0)))).to_pure_dict()
+    shapes, spec = wc.jax_to_torch_shapes(tree)
+    assert spec.vocab_size == 512 and shapes[wc.EMBED_TOKENS].shape == (512, 64)
+    model_state = _meta_model(config).state_dict()
+    assert tuple(model_state[wc.TIED_LM_HEAD].shape) == tuple(model_state[wc.EXPERT_LM_HEAD].shape) == (512, 64)
+    for key, value in shapes.items():
+        assert tuple(model_state[key].shape) == value.shape, key
+    with pytest.raises(ValueError, match="vocab_size"):
+        pi0_config.Pi0Config(vocab_size=0)

@@ -1,6 +1,7 @@
 """A short demo run: every number in its report comes from the evaluation JSON of the run that wrote it."""
 
 import importlib
+import importlib.util
 import json
 import pathlib
 import re
@@ -28,6 +29,17 @@ def demo_run(tmp_path_factory):
         episodes_per_task=3,
         frames_per_episode=120,
         eval_stride=40,
+        sim=demo.demo_sim.SimArgs(
+            enabled=importlib.util.find_spec("metaworld") is not None,
+            strategies=("per_group",),
+            tasks=("reach-v3", "pick-place-v3"),
+            episodes_per_task=1,
+            steps=3,
+            batch_size=4,
+            eval_episodes=2,
+            max_steps=10,
+            dataset_root=str(out / "sim_data"),
+        ),
     )
     result = demo.main(args)
     return args, result, out / "report"
@@ -37,9 +49,12 @@ def _eval(path):
     return json.loads(pathlib.Path(path).read_text())["overall"]
 
 
+B1K_SECTION = "## Offline on the miniature B1K dataset"
+
+
 def test_report_numbers_come_from_the_evaluation_json(demo_run):
     args, _, out = demo_run
-    report = (out / "report.md").read_text()
+    report = (out / "report.md").read_text().split(B1K_SECTION)[1]
     saved = json.loads((out / "report.json").read_text())
     for strategy in args.strategies:
         runs = saved["runs"][strategy]
@@ -72,5 +87,27 @@ def test_report_has_plots_runs_and_held_out_split(demo_run):
     for strategy in args.strategies:
         for run in result["runs"][strategy]:
             assert json.loads(pathlib.Path(run["eval_json"]).read_text())["episodes"] == meta["heldout_episodes"]
-    assert len(list(out.glob("wandb/offline-run-*"))) == len(args.strategies) * len(args.seeds)
+    sim_runs = len(args.sim.strategies) * len(args.seeds) if args.sim.enabled else 0
+    assert len(list(out.glob("wandb/offline-run-*"))) == len(args.strategies) * len(args.seeds) + sim_runs
     assert re.search(r"Total time \d+ s", (out / "report.md").read_text())
+
+
+def test_closed_loop_table_quotes_every_runs_eval_json(demo_run):
+    args, result, out = demo_run
+    if not args.sim.enabled:
+        pytest.skip("needs the sim extra: pip install -e '.[sim]'")
+    report = (out / "report.md").read_text().split(B1K_SECTION)[0]
+    for strategy in args.sim.strategies:
+        runs = result["sim"]["runs"][strategy]
+        assert [r["seed"] for r in runs] == list(args.seeds)
+        evals = [json.loads(pathlib.Path(r["eval_json"]).read_text())["tasks"] for r in runs]
+        for run, tasks in zip(runs, evals, strict=True):
+            row = f"| {strategy} | {run['seed']} | " + " | ".join(f"{tasks[t]['success_rate']:.2f}" for t in args.sim.tasks)
+            assert row in report
+            assert all(len(tasks[t]["episodes"]) == args.sim.eval_episodes for t in args.sim.tasks)
+        summary_line = next(line for line in report.splitlines() if line.startswith(f"| {strategy} | ") and "[" in line)
+        for task in args.sim.tasks:
+            rates = [e[task]["success_rate"] for e in evals]
+            assert f"{np.mean(rates):.2f} ± {np.std(rates):.2f}" in summary_line
+    for name in ("sim_success.png", "sim_loss_curves.png"):
+        assert (out / name).stat().st_size > 1000

@@ -91,3 +91,20 @@ def eval_plots(report: dict[str, Any], prefix: pathlib.Path) -> list[pathlib.Pat
         "ratio",
     )
     return [_save(fig, prefix.with_name(prefix.name + "_eval.png"))]
+
+
+def group_loss_curves(
+    runs: dict[str, list[dict[str, Any]]], groups: tuple[str, ...], path: pathlib.Path, title: str = "loss"
+) -> pathlib.Path:
+    """Per-group training loss (``loss/<group>`` of each run's metrics, mean over seeds) for every strategy."""
+    fig, axes = plt.subplots(1, len(groups), figsize=(4 * len(groups), 3.2), sharex=True, squeeze=False)
+    for strategy, strategy_runs in runs.items():
+        for ax, group in zip(axes[0], groups, strict=True):
+            steps = [m["step"] for m in strategy_runs[0]["metrics"]]
+            values = np.mean([[m[f"loss/{group}"] for m in r["metrics"]] for r in strategy_runs], axis=0)
+            ax.plot(steps, values, label=strategy)
+            ax.set_title(f"{title}/{group}")
+            ax.set_xlabel("step")
+            ax.set_yscale("log")
+    axes[0][0].legend()
+    return _save(fig, path)

@@ -206,11 +206,12 @@ class Module(nn.Module):
 
     configs: Sequence[Config]
     embed_dtype: str = "float32"
+    vocab_size: int = PALIGEMMA_VOCAB_SIZE
 
     def setup(self):
         if len({c.depth for c in self.configs}) != 1:
             raise ValueError(f"All experts need the same depth, got {[c.depth for c in self.configs]}.")
-        self.embedder = Embedder(PALIGEMMA_VOCAB_SIZE, self.configs[0].width)
+        self.embedder = Embedder(self.vocab_size, self.configs[0].width)
         block = nn.remat(Block, prevent_cse=False, policy=jax.checkpoint_policies.nothing_saveable)
         self.layers = nn.scan(
             block,

@@ -56,7 +56,7 @@ class Pi0(_model.BaseModel):
         paligemma = _gemma.get_config(config.paligemma_variant)
         expert = _gemma.get_config(config.action_expert_variant)
 
-        llm = nnx_bridge.ToNNX(_gemma.Module(configs=(paligemma, expert), embed_dtype=config.dtype))
+        llm = nnx_bridge.ToNNX(_gemma.Module(configs=(paligemma, expert), embed_dtype=config.dtype, vocab_size=config.vocab_size))
         llm.lazy_init(rngs=rngs, method="init_all", use_adarms=(False, config.pi05))
         img = nnx_bridge.ToNNX(
             _siglip.Module(num_classes=paligemma.width, variant=config.vision_variant, dtype_mm=config.dtype)

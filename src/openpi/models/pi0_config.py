@@ -76,6 +76,9 @@ class Pi0Config(_model.BaseModelConfig):
     """pi0.5 (adaRMS time conditioning, discrete state tokens) instead of pi0."""
     discrete_state_input: bool = None  # type: ignore[assignment]
     """Feed the state as discrete tokens in the prompt (pi0.5's way); defaults to ``pi05``."""
+    vocab_size: int = _gemma.PALIGEMMA_VOCAB_SIZE
+    """Rows of the token embedding. openpi checkpoints and the PaliGemma tokenizer need 257,152; the offline byte
+    tokenizer's ids are below 512, and a tiny model with 512 rows drops 16.4M of its 16.9M parameters."""
 
     loss_weighting_strategy: _lw.Strategy = "uniform"
     """How the per-dim loss is weighted: ``uniform`` (openpi's plain mean), ``original`` (time weights from the
@@ -133,6 +136,8 @@ class Pi0Config(_model.BaseModelConfig):
                 f"paligemma_variant and action_expert_variant must have the same depth (they share attention "
                 f"layer by layer), got {depths}."
             )
+        if self.vocab_size < 1:
+            raise ValueError(f"Pi0Config.vocab_size must be positive, got {self.vocab_size}.")
         patch = _siglip.decode_variant(self.vision_variant)["patch"]
         if any(size % patch for size in self.image_resolution):
             raise ValueError(

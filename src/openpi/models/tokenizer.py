@@ -104,9 +104,15 @@ class FallbackTokenizer(_PromptTokenizer):
     """
 
     _OFFSET = 256
+    VOCAB_SIZE = _OFFSET + 256  # every id it emits is below this
 
     def _encode(self, text: str) -> list[int]:
         return [self._OFFSET + b for b in text.encode("utf-8")]
+
+
+def vocab_size(kind: str) -> int:
+    """Token ids a model's embedding must hold for tokenizer ``kind`` ("paligemma" or "offline")."""
+    return FallbackTokenizer.VOCAB_SIZE if kind == "offline" else PALIGEMMA_VOCAB_SIZE
 
 
 def load_tokenizer(max_len: int, *, path: str | pathlib.Path | None = None, fallback: bool = False) -> _PromptTokenizer:

@@ -17,8 +17,6 @@ from openpi.models_pytorch import pi0_loss_utils_pytorch as _loss
 from openpi.models_pytorch import preprocessing_pytorch as _preprocessing
 from openpi.models_pytorch import siglip_pytorch as _siglip
 
-VOCAB_SIZE = _gemma_config.PALIGEMMA_VOCAB_SIZE
-
 
 class MultiModalProjector(nn.Module):
     def __init__(self, in_features: int, out_features: int):
@@ -30,30 +28,34 @@ class MultiModalProjector(nn.Module):
 
 
 class PaliGemmaModel(nn.Module):
-    def __init__(self, vision: dict[str, int], llm: _gemma_config.Config, image_resolution: tuple[int, int]):
+    def __init__(
+        self, vision: dict[str, int], llm: _gemma_config.Config, image_resolution: tuple[int, int], vocab_size: int
+    ):
         super().__init__()
         self.vision_tower = _siglip.SiglipVisionModel(vision, image_resolution)
         self.multi_modal_projector = MultiModalProjector(vision["width"], llm.width)
-        self.language_model = _gemma.GemmaModel(llm, vocab_size=VOCAB_SIZE)
+        self.language_model = _gemma.GemmaModel(llm, vocab_size=vocab_size)
 
 
 class PaliGemma(nn.Module):
     """PaliGemma with its LM head tied to the token embedding (kept for checkpoint compatibility; unused)."""
 
-    def __init__(self, vision: dict[str, int], llm: _gemma_config.Config, image_resolution: tuple[int, int]):
+    def __init__(
+        self, vision: dict[str, int], llm: _gemma_config.Config, image_resolution: tuple[int, int], vocab_size: int
+    ):
         super().__init__()
-        self.model = PaliGemmaModel(vision, llm, image_resolution)
-        self.lm_head = nn.Linear(llm.width, VOCAB_SIZE, bias=False)
+        self.model = PaliGemmaModel(vision, llm, image_resolution, vocab_size)
+        self.lm_head = nn.Linear(llm.width, vocab_size, bias=False)
         self.lm_head.weight = self.model.language_model.embed_tokens.weight
 
 
 class GemmaExpert(nn.Module):
     """The action expert; ``lm_head`` only exists because openpi checkpoints carry it (never used)."""
 
-    def __init__(self, spec: _gemma_config.Config, cond_dim: int | None):
+    def __init__(self, spec: _gemma_config.Config, cond_dim: int | None, vocab_size: int):
         super().__init__()
         self.model = _gemma.GemmaModel(spec, vocab_size=None, cond_dim=cond_dim)
-        self.lm_head = nn.Linear(spec.width, VOCAB_SIZE, bias=False)
+        self.lm_head = nn.Linear(spec.width, vocab_size, bias=False)
 
 
 class PaliGemmaWithExpert(nn.Module):
@@ -65,14 +67,15 @@ class PaliGemmaWithExpert(nn.Module):
         *,
         pi05: bool,
         image_resolution: tuple[int, int],
+        vocab_size: int = _gemma_config.PALIGEMMA_VOCAB_SIZE,
     ):
         super().__init__()
         if llm.depth != expert.depth or llm.head_dim != expert.head_dim or llm.num_heads != expert.num_heads:
             raise ValueError(
                 f"The experts must agree on depth, heads and head_dim to share attention: {llm}, {expert}."
             )
-        self.paligemma = PaliGemma(vision, llm, image_resolution)
-        self.gemma_expert = GemmaExpert(expert, cond_dim=expert.width if pi05 else None)
+        self.paligemma = PaliGemma(vision, llm, image_resolution, vocab_size)
+        self.gemma_expert = GemmaExpert(expert, cond_dim=expert.width if pi05 else None, vocab_size=vocab_size)
         self.gradient_checkpointing = False
 
     def embed_image(self, images: torch.Tensor) -> torch.Tensor:
@@ -135,7 +138,7 @@ class PI0Pytorch(nn.Module):
         vision = _siglip_config.decode_variant(config.vision_variant)
         self.image_resolution = tuple(config.image_resolution)
         self.paligemma_with_expert = PaliGemmaWithExpert(
-            vision, llm, expert, pi05=config.pi05, image_resolution=self.image_resolution
+            vision, llm, expert, pi05=config.pi05, image_resolution=self.image_resolution, vocab_size=config.vocab_size
         )
         self.paligemma_with_expert.gradient_checkpointing = gradient_checkpointing
         width = expert.width

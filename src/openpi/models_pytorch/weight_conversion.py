@@ -51,6 +51,7 @@ class ModelSpec:
     vision_variant: str
     image_resolution: tuple[int, int]
     action_dim: int
+    vocab_size: int
 
     def config_kwargs(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -144,6 +145,7 @@ def detect_jax(flat: Mapping[str, np.ndarray]) -> ModelSpec:
         ),
         image_resolution=_resolution(flat[f"{img}/pos_embedding"].shape[1], patch),
         action_dim=flat["action_in_proj/kernel"].shape[0],
+        vocab_size=flat["PaliGemma/llm/embedder/input_embedding"].shape[0],
     )
 
 
@@ -187,6 +189,7 @@ def detect_torch(state_dict: Mapping[str, Any]) -> ModelSpec:
         ),
         image_resolution=_resolution(state_dict[f"{VISION}.embeddings.position_embedding.weight"].shape[0], patch),
         action_dim=state_dict["action_in_proj.weight"].shape[1],
+        vocab_size=state_dict[EMBED_TOKENS].shape[0],
     )
 
 

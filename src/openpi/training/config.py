@@ -312,8 +312,8 @@ def lerobot_config(
     **train_fields: Any,
 ) -> TrainConfig:
     """A training config for any LeRobot robot. ``action_groups`` is the robot's layout; dims the model pads
-    (up to its action_dim) join a ``padding`` group of weight 0 (``exclude_padding`` drops them from the loss). The layout drives the loss weighting and the
-    per-group metrics of every strategy (``per_dimension`` gets each dim its group's weight). ``demo=True``
+    (up to its action_dim) join a ``padding`` group of weight 0 (``exclude_padding`` drops them from the loss). The
+    layout drives the loss weighting and the per-group metrics of every strategy (``per_dimension`` gets each dim its group's weight). ``demo=True``
     swaps in a tiny model and short schedule so the config trains on a CPU in minutes."""
     model_fields: dict[str, Any] = {"pi05": pi05, **(DEMO_MODEL_FIELDS if demo else {}), **(model or {})}
     action_dim = model_fields.get("action_dim", 32)
@@ -388,6 +388,61 @@ DEMO_TRAIN_FIELDS: dict[str, Any] = dict(
     ema_decay=None,
     lr_schedule=LRSchedule(warmup_steps=20, peak_lr=1e-3, decay_lr=1e-4),
 )
+
+# The simulator (openpi.sim, Meta-World): 39-dim state, action = xyz delta (arm) + gripper effort.
+SIM_DATASET_ROOT = "~/.cache/openpi/metaworld_demos"
+SIM_REPO_ID = "openpi/metaworld_demos"
+SIM_ACTION_GROUPS = {"arm": (0, 3), "gripper": (3, 4)}
+SIM_ARM_FOCUSED_WEIGHTS = {"arm": 1.0, "gripper": 3.0}
+# The tiny-model recipe for the simulator (see SOLUTIONS.md for what each choice did): pi0 (continuous state
+# token, a 48-token prompt; pi0.5 would put 39 state values into a ~240-token prompt), an embedding table the
+# size of the offline tokenizer's ids, a model action_dim that holds the 39-dim state, short chunks.
+SIM_MODEL_FIELDS: dict[str, Any] = dict(
+    vocab_size=512,
+    action_dim=40,
+    action_horizon=10,
+    max_token_len=48,
+    image_resolution=(32, 32),
+)
+SIM_TRAIN_FIELDS: dict[str, Any] = dict(
+    batch_size=32,
+    num_train_steps=1500,
+    save_interval=1500,
+    log_interval=50,
+    lr_schedule=LRSchedule(warmup_steps=50, peak_lr=1e-3, decay_steps=1500, decay_lr=1e-4),
+)
+
+
+def sim_config(name: str, *, strategy: str, **kwargs: Any) -> TrainConfig:
+    """A tiny pi0 config on the simulator's expert demonstrations (``openpi.sim.dataset``)."""
+    data = LeRobotDataConfig(
+        repo_id=SIM_REPO_ID,
+        root=SIM_DATASET_ROOT,
+        image_keys={"base_0_rgb": "observation.images.scene", "left_wrist_0_rgb": "observation.images.wrist"},
+        robot="identity",
+        robot_action_dim=4,  # xyz delta + gripper
+        norm="zscore",
+        tokenizer="offline",
+    )
+    return lerobot_config(
+        name,
+        data=data,
+        action_groups=SIM_ACTION_GROUPS,
+        strategy=strategy,
+        pi05=False,
+        demo=True,
+        model=SIM_MODEL_FIELDS,
+        **{**SIM_TRAIN_FIELDS, **kwargs},
+    )
+
+
+_SIM_VARIANTS: list[tuple[str, dict[str, Any]]] = [
+    ("metaworld_demo", dict(strategy="uniform")),
+    ("metaworld_demo_original", dict(strategy="original")),
+    ("metaworld_demo_per_group", dict(strategy="per_group", group_weights=SIM_ARM_FOCUSED_WEIGHTS)),
+    ("metaworld_demo_masked", dict(strategy="uniform", exclude_padding=True)),
+    ("metaworld_demo_adaptive", dict(strategy="adaptive", exclude_padding=True)),
+]
 
 _VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("pi0_b1k", dict(strategy="original", pi05=False)),
@@ -464,6 +519,8 @@ def _registry() -> dict[str, TrainConfig]:
         configs[f"{name}_demo"] = b1k_config(f"{name}_demo", demo=True, **demo_kwargs)
     configs["lerobot"] = generic_lerobot_config("lerobot")
     configs["lerobot_demo"] = generic_lerobot_config("lerobot_demo", demo=True)
+    for name, kwargs in _SIM_VARIANTS:
+        configs[name] = sim_config(name, **kwargs)
     return configs
 
 
@@ -689,6 +746,11 @@ def _create_lerobot_data_config(
         inputs=[robot_inputs, *([_transforms.DeltaActions(delta)] if delta else [])],
         outputs=[*([_transforms.AbsoluteActions(delta)] if delta else []), *([robot_outputs] if robot_outputs else [])],
     )
+    if model_config.vocab_size < _tokenizer.vocab_size(factory.tokenizer):
+        raise ValueError(
+            f"model.vocab_size={model_config.vocab_size} is smaller than the {factory.tokenizer} tokenizer's "
+            f"{_tokenizer.vocab_size(factory.tokenizer)} ids; raise --model.vocab-size or change --data.tokenizer."
+        )
     if factory.tokenizer == "offline":
         tokenizer = _tokenizer.FallbackTokenizer(model_config.max_token_len)
     else:
