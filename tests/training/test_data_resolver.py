@@ -33,7 +33,12 @@ class _Stop(Exception):
     pass
 
 
-@pytest.mark.parametrize("name", sorted(_config.configs()))
+# Every config that reads B1K-shaped data (the miniature dataset stands in for it); the simulator configs read a
+# 4-dim-action dataset that the tools rightly refuse to measure with B1K data.
+B1K_SHAPED = sorted(name for name, c in _config.configs().items() if c.data.repo_id != _config.SIM_REPO_ID)
+
+
+@pytest.mark.parametrize("name", B1K_SHAPED)
 def test_every_consumer_takes_the_resolvers_answers(name, mini_v21, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the registry's relative assets_base_dir lands here
     # The generic configs name their dataset and cameras on the command line.
