@@ -43,6 +43,33 @@ def mini_v30(tmp_path_factory) -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
+def demo_run_dir(tmp_path_factory, mini_v21):
+    """Factory: ``make(config_name)`` -> a fresh run directory holding the miniature dataset's norm stats for that
+    B1K demo config, and the trainer arguments that point at it (dataset, assets, checkpoints, batch 4, log every
+    step). Modules add their own flags."""
+    from openpi.datasets import stats as _stats
+    from openpi.policies import b1k_policy
+    from openpi.shared import normalize as _normalize
+    from openpi.training import config as _config
+
+    stats = _stats.compute_norm_stats(mini_v21, state_transform=b1k_policy.proprio_to_state, progress=False)
+
+    def make(config_name: str) -> tuple[pathlib.Path, list[str]]:
+        tmp = tmp_path_factory.mktemp(config_name)
+        _normalize.save(tmp / "assets" / config_name / _config.DEMO_REPO_ID, stats)
+        args = [
+            f"--data.root={mini_v21}",
+            f"--assets-base-dir={tmp / 'assets'}",
+            f"--checkpoint-base-dir={tmp / 'checkpoints'}",
+            "--batch-size=4",
+            "--log-interval=1",
+        ]
+        return tmp, args
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def mini_dataset(request, mini_v21, mini_v30) -> pathlib.Path:
     """Parametrize with indirect=True and "v2.1" / "v3.0"."""
     return {"v2.1": mini_v21, "v3.0": mini_v30}[request.param]

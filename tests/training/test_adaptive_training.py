@@ -11,9 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from openpi.datasets import stats as _stats
-from openpi.policies import b1k_policy
-from openpi.shared import normalize as _normalize
 from openpi.training import config as _config
 from openpi.training import jax_trainer
 from openpi.training import pytorch_trainer
@@ -24,16 +21,9 @@ REAL_GROUPS = ("base", "trunk", "left_arm", "right_arm", "grippers")
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, mini_v21):
-    tmp = tmp_path_factory.mktemp("adaptive")
-    stats = _stats.compute_norm_stats(mini_v21, state_transform=b1k_policy.proprio_to_state, progress=False)
-    _normalize.save(tmp / "assets" / DEMO / _config.DEMO_REPO_ID, stats)
-    args = [
-        f"--data.root={mini_v21}",
-        f"--assets-base-dir={tmp / 'assets'}",
-        f"--checkpoint-base-dir={tmp / 'checkpoints'}",
-        "--batch-size=4",
-        "--log-interval=1",
+def workdir(demo_run_dir):
+    tmp, args = demo_run_dir(DEMO)
+    args += [
         "--save-interval=3",
         "--no-wandb-enabled",
         # The weights leave 1 after two steps, so steps 4-6 of a resumed run depend on the restored state.

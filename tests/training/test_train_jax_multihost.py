@@ -13,10 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from openpi.datasets import stats as _stats
 from openpi.models import model as _model
-from openpi.policies import b1k_policy
-from openpi.shared import normalize as _normalize
 from openpi.training import config as _config
 from openpi.training import jax_trainer
 from openpi.training import run_utils
@@ -27,19 +24,9 @@ DEMO = "pi0_b1k_arm_focused_demo"
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, mini_v21):
-    tmp = tmp_path_factory.mktemp("train_jax_multihost")
-    stats = _stats.compute_norm_stats(mini_v21, state_transform=b1k_policy.proprio_to_state, progress=False)
-    _normalize.save(tmp / "assets" / DEMO / _config.DEMO_REPO_ID, stats)
-    args = [
-        f"--data.root={mini_v21}",
-        f"--assets-base-dir={tmp / 'assets'}",
-        f"--checkpoint-base-dir={tmp / 'checkpoints'}",
-        "--batch-size=4",
-        "--log-interval=1",
-        "--no-wandb-enabled",
-    ]
-    return tmp, args
+def workdir(demo_run_dir):
+    tmp, args = demo_run_dir(DEMO)
+    return tmp, [*args, "--no-wandb-enabled"]
 
 
 def _losses(exp: pathlib.Path) -> dict[int, float]:

@@ -18,10 +18,8 @@ import pytest
 import safetensors.torch
 import torch
 
-from openpi.datasets import stats as _stats
 from openpi.models_pytorch import pi0_pytorch
 from openpi.models_pytorch import weight_conversion
-from openpi.policies import b1k_policy
 from openpi.shared import normalize as _normalize
 from openpi.training import checkpoint_io
 from openpi.training import config as _config
@@ -38,17 +36,10 @@ STEPS = ["--num-train-steps=8", "--save-interval=4"]
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, mini_v21):
+def workdir(demo_run_dir):
     """A run directory with norm stats for the demo config, CLI arguments pointing at it, and an offline-wandb env."""
-    tmp = tmp_path_factory.mktemp("train_pytorch")
-    stats = _stats.compute_norm_stats(mini_v21, state_transform=b1k_policy.proprio_to_state, progress=False)
-    _normalize.save(tmp / "assets" / DEMO / _config.DEMO_REPO_ID, stats)
-    args = [
-        f"--data.root={mini_v21}",
-        f"--assets-base-dir={tmp / 'assets'}",
-        f"--checkpoint-base-dir={tmp / 'checkpoints'}",
-        "--batch-size=4",
-        "--log-interval=1",
+    tmp, args = demo_run_dir(DEMO)
+    args += [
         "--lr-schedule.warmup-steps=2",
     ]
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp)}
