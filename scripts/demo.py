@@ -4,7 +4,7 @@ real simulator and offline on the miniature B1K dataset, in one report.
     python scripts/demo.py                       # JAX, defaults below
     python scripts/demo.py --framework pytorch   # the PyTorch twin (B1K part; the simulator part is JAX)
     python scripts/demo.py --seeds 0 1 2         # the full comparison
-    python scripts/demo.py --no-sim.enabled      # the B1K part only
+    python scripts/demo.py --sim.no-enabled      # the B1K part only
 
 Closed loop first (``demo_sim.py``): scripted-expert Meta-World demonstrations, one tiny pi0 per strategy and
 seed, success on held-out layouts per task with Wilson intervals (``--sim.*`` options). Then the B1K part:
