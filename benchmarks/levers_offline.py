@@ -43,10 +43,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "scripts"))
 demo = importlib.import_module("demo")
 eval_policy = importlib.import_module("eval_policy")
 
+# The demo's three strategies (its configs, one source), then the new levers.
 LEVERS = {
-    "uniform": "pi0_b1k_uniform_demo",
-    "original": "pi05_b1k_demo",
-    "per_group": "pi0_b1k_arm_focused_demo",
+    **{name: demo.STRATEGY_CONFIGS[name] for name in ("uniform", "original", "per_group")},
     "masked": "pi0_b1k_masked_demo",
     "adaptive": "pi0_b1k_adaptive_demo",
     "delta_pertimestep": "pi05_b1k_delta_pertimestep_demo",
