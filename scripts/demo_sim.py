@@ -7,6 +7,9 @@ demonstrations, then run in the simulator on held-out layouts (used by scripts/d
 3. Runs every checkpoint closed loop on the same held-out layouts of every task (``openpi.sim.closed_loop``).
 4. Returns per run the eval JSON and the training metrics, and per strategy and task the success over seeds;
    `markdown` and `plot_*` render them.
+
+Alone: ``python scripts/demo_sim.py --seeds 0 1 2 --sim.steps 1500 --sim.eval-episodes 10`` (an interrupted run
+continues where it stopped when started again with the same ``--output-dir``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import pathlib
+import sys
 from typing import Any
 
 import matplotlib
@@ -22,11 +27,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import tyro
 
 from openpi.analysis import plots
 from openpi.datasets import stats as _stats
 from openpi.shared import normalize as _normalize
 from openpi.training import config as _config
+from openpi.training import data_resolver
 
 logger = logging.getLogger("openpi.demo")
 
@@ -38,6 +45,7 @@ STRATEGY_CONFIGS = {
     "per_group": "metaworld_demo_per_group",
     "masked": "metaworld_demo_masked",  # uniform with exclude_padding
     "adaptive": "metaworld_demo_adaptive",
+    "per_timestep": "metaworld_demo_per_timestep",  # uniform with action stats per chunk index
 }
 GROUPS = ("arm", "gripper")
 
@@ -47,7 +55,8 @@ class SimArgs:
     enabled: bool = True
     """Run the closed-loop part."""
     strategies: tuple[str, ...] = ("uniform", "original", "per_group")
-    """Loss strategies to compare: uniform, original, per_group, masked (uniform with exclude_padding), adaptive."""
+    """Strategies to compare: uniform, original, per_group, masked (uniform with exclude_padding), adaptive,
+    per_timestep (uniform with per-timestep action normalization)."""
     tasks: tuple[str, ...] = ("reach-v3", "push-v3", "pick-place-v3")
     episodes_per_task: int = 20
     """Expert demonstrations per task."""
@@ -106,34 +115,52 @@ def run_config(args: SimArgs, strategy: str, seed: int, root: pathlib.Path, out:
     ])
 
 
+def save_norm_stats(config: _config.TrainConfig, root: pathlib.Path) -> None:
+    """Per-frame stats, or per chunk index ([H, D]) when the config normalizes per timestep, where it reads them."""
+    decisions = data_resolver.resolve_train_config(config)
+    if (decisions.stats_dir / "norm_stats.json").exists():
+        return
+    per_timestep = decisions.per_timestep_norm
+    stats = _stats.compute_norm_stats(
+        root, per_timestep=per_timestep, action_horizon=config.model.action_horizon if per_timestep else 1
+    )
+    _normalize.save(decisions.stats_dir, stats)
+
+
 def run(args: SimArgs, seeds: tuple[int, ...], out: pathlib.Path) -> dict[str, Any]:
-    """Trains and evaluates every (strategy, seed); returns ``{"runs": {strategy: [run]}, "summary": ...}``."""
+    """Trains and evaluates every (strategy, seed); returns ``{"runs": {strategy: [run]}, "summary": ...}``.
+
+    A run whose evaluation is already in ``out`` (same steps) is read back instead of repeated, so an
+    interrupted comparison continues where it stopped."""
     from openpi.policies import policy_config
+    from openpi.serving import chunking
     from openpi.sim import closed_loop
     from openpi.sim import rollout
     from openpi.training import jax_trainer
 
     root = ensure_dataset(args)
-    stats = _stats.compute_norm_stats(root)
-    for strategy in args.strategies:
-        _normalize.save(out / "assets" / STRATEGY_CONFIGS[strategy] / _config.SIM_REPO_ID, stats)
+    chunking_config = chunking.ChunkingConfig(mode="receding", replan_every=args.execute_steps)
     runs: dict[str, list[dict[str, Any]]] = {s: [] for s in args.strategies}
     for seed in seeds:
         for strategy in args.strategies:
             config = run_config(args, strategy, seed, root, out)
-            logger.info("Training %s on the simulator data (seed %d).", strategy, seed)
-            jax_trainer.train(config)
-            metrics = [json.loads(line) for line in (config.checkpoint_dir / "metrics.jsonl").read_text().splitlines()]
             checkpoint = config.checkpoint_dir / str(args.steps)
-            trained = policy_config.create_trained_policy(config, checkpoint, num_steps=args.denoising_steps)
             eval_dir = out / "sim_eval" / strategy / f"seed{seed}"
-            closed_loop.evaluate(
-                lambda _task, p=trained: rollout.ChunkedPolicy(p, args.execute_steps),
-                args.tasks,
-                args.eval_episodes,
-                max_steps=args.max_steps,
-                output_dir=eval_dir,
-            )
+            if (eval_dir / "eval.json").exists() and checkpoint.exists():
+                logger.info("Reusing %s (seed %d): %s.", strategy, seed, eval_dir / "eval.json")
+            else:
+                save_norm_stats(config, root)
+                logger.info("Training %s on the simulator data (seed %d).", strategy, seed)
+                jax_trainer.train(config)
+                trained = policy_config.create_trained_policy(config, checkpoint, num_steps=args.denoising_steps)
+                closed_loop.evaluate(
+                    lambda _task, p=trained: rollout.model_policy(p, chunking_config),
+                    args.tasks,
+                    args.eval_episodes,
+                    max_steps=args.max_steps,
+                    output_dir=eval_dir,
+                )
+            metrics = [json.loads(line) for line in (config.checkpoint_dir / "metrics.jsonl").read_text().splitlines()]
             runs[strategy].append(
                 {"seed": seed, "config": config.name, "checkpoint": str(checkpoint), "metrics": metrics,
                  "eval_json": str(eval_dir / "eval.json")}
@@ -249,3 +276,39 @@ def plot_success(result: dict[str, Any], tasks: tuple[str, ...], path: pathlib.P
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+@dataclasses.dataclass(frozen=True)
+class Args:
+    """The closed-loop comparison alone (``scripts/demo.py`` runs it before the B1K part)."""
+
+    seeds: tuple[int, ...] = (0,)
+    """One training run per strategy and seed."""
+    output_dir: str = "demo_sim_output"
+    """Checkpoints, evaluations, sim_report.md / .json and plots; runs already evaluated here are reused."""
+    sim: SimArgs = dataclasses.field(default_factory=SimArgs)
+
+
+def main(args: Args) -> dict[str, Any]:
+    out = pathlib.Path(args.output_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ["WANDB_DIR"] = str(out)
+    result = run(args.sim, args.seeds, out)
+    plot_paths = [str(plot_success(result, args.sim.tasks, out / "sim_success.png")),
+                  str(plot_losses(result, out / "sim_loss_curves.png"))]
+    report = "\n".join(markdown(args.sim, args.seeds, result, plot_paths))
+    (out / "sim_report.md").write_text(report)
+    (out / "sim_report.json").write_text(json.dumps({"args": dataclasses.asdict(args), **result}, indent=1))
+    print(report)
+    print(f"Report: {out / 'sim_report.md'}.")
+    return result
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", force=True)
+    parsed = tyro.cli(Args, description=__doc__)
+    try:
+        main(parsed)
+    except (FileNotFoundError, ValueError) as error:
+        sys.exit(f"error: {error}")

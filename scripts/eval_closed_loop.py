@@ -7,7 +7,9 @@
 Runs every task on held-out layouts (seeds from openpi.sim.dataset.EVAL_SEED_START, disjoint from the
 training data's), and writes ``eval.json`` (per task: success rate, 95% Wilson interval, steps to success,
 every episode), ``eval.md`` and filmstrip PNGs of a success and a failure to ``--output-dir``. A model
-predicts action chunks; the first ``--execute-steps`` of each are executed before it replans.
+predicts action chunks, executed by the serving stack's chunk executor (``openpi.serving.chunking``, as
+``scripts/serve_policy.py`` runs them): ``--mode receding`` executes ``--execute-steps`` of each chunk, then
+replans; ``ensemble`` and ``prefix`` are the server's other modes.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class Args:
     max_steps: int = 150
     image_size: int = 64
     """Camera size; the training data's (openpi.sim.dataset default 64)."""
+    mode: Literal["receding", "ensemble", "prefix"] = "receding"
+    """Chunk execution (see openpi.serving.chunking): receding horizon, temporal ensembling, prefix-conditioned."""
     execute_steps: int | None = None
     """Actions executed per predicted chunk before replanning; default half the model's action horizon."""
     denoising_steps: int = 10
@@ -55,14 +59,17 @@ def make_policy_factory(args: Args):
     if not args.config_name or not args.checkpoint:
         raise ValueError("--policy model needs --config-name and --checkpoint (or use --policy expert).")
     from openpi.policies import policy_config
+    from openpi.serving import chunking
     from openpi.training import config as _config
 
     train_config = _config.get_config(args.config_name)
     trained = policy_config.create_trained_policy(
         train_config, args.checkpoint, num_steps=args.denoising_steps, framework=args.framework
     )
-    execute = args.execute_steps or max(1, train_config.model.action_horizon // 2)
-    return lambda _task: rollout.ChunkedPolicy(trained, execute)
+    horizon = train_config.model.action_horizon
+    chunking_config = chunking.ChunkingConfig(mode=args.mode, replan_every=args.execute_steps or max(1, horizon // 2))
+    chunking_config.validate(horizon)
+    return lambda _task: rollout.model_policy(trained, chunking_config, horizon=horizon)
 
 
 def main(args: Args) -> dict:

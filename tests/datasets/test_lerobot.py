@@ -65,9 +65,10 @@ def test_action_chunk_crossing_episode_end_is_padded(mini_dataset):
 
 
 @BOTH
-def test_decoded_frames_match_source_images(mini_dataset):
+@pytest.mark.parametrize("frame_cache", [True, False])
+def test_decoded_frames_match_source_images(mini_dataset, frame_cache):
     written = _episodes(mini_dataset)
-    ds = LeRobotDataset(root=mini_dataset, action_horizon=2)
+    ds = LeRobotDataset(root=mini_dataset, action_horizon=2, frame_cache_max_bytes=2**30 if frame_cache else 0)
     # Later episodes of a v3.0 file start at a from_timestamp offset inside the shared mp4.
     for episode_index in (ds.episodes[0], ds.episodes[2], ds.episodes[-1]):
         episode = written[episode_index]
@@ -85,6 +86,15 @@ def test_decoded_frames_match_source_images(mini_dataset):
     assert psnr(decoded, head[moving + 1]) > psnr(decoded, head[moving])
     sample = ds[5]
     np.testing.assert_array_equal(sample[HEAD], ds.decode_frame(int(sample["episode_index"]), HEAD, 5))
+
+
+def test_frame_cache_returns_the_decoder_frames_in_any_order(mini_v21):
+    cached = LeRobotDataset(root=mini_v21, frame_cache_max_bytes=2**30)
+    uncached = LeRobotDataset(root=mini_v21, frame_cache_max_bytes=0)
+    for i in np.random.default_rng(0).permutation(len(cached))[:40]:
+        episode, frame = cached.locate(int(i))
+        np.testing.assert_array_equal(cached.decode_frame(episode, HEAD, frame), uncached.decode_frame(episode, HEAD, frame))
+    assert (episode, HEAD) in cached._frames and not uncached._frames
 
 
 def test_metadata_and_b1k_layout(mini_v21):

@@ -13,6 +13,7 @@ pytest.importorskip("metaworld", reason="needs the sim extra: pip install -e '.[
 
 from openpi.datasets import lerobot as _lerobot
 from openpi.datasets import stats as _stats
+from openpi.serving.chunking import ChunkingConfig
 from openpi.shared import normalize as _normalize
 from openpi.sim import closed_loop
 from openpi.sim import dataset as _dataset
@@ -123,9 +124,10 @@ def test_tiny_policy_trains_on_sim_data_and_runs_closed_loop(sim_root, tmp_path,
     metrics = [json.loads(line) for line in (config.checkpoint_dir / "metrics.jsonl").read_text().splitlines()]
     assert {"loss/arm", "loss/gripper"} <= set(metrics[-1])
     trained = policy_config.create_trained_policy(config, config.checkpoint_dir, num_steps=2)
-    report = closed_loop.evaluate(
-        lambda _task: rollout.ChunkedPolicy(trained, execute_steps=5), ["reach-v3"], 2, image_size=32,
-        max_steps=12, progress=False,
-    )
+    # Executed by the serving stack's chunk executor: a new chunk every 5 steps.
+    executor = rollout.model_policy(trained, ChunkingConfig(replan_every=5), horizon=config.model.action_horizon)
+    report = closed_loop.evaluate(lambda _task: executor, ["reach-v3"], 2, image_size=32, max_steps=12,
+                                  progress=False)
     episodes = report["tasks"]["reach-v3"]["episodes"]
     assert len(episodes) == 2 and all(1 <= e["steps"] <= 12 for e in episodes)
+    assert executor.queries == math.ceil(episodes[-1]["steps"] / 5)

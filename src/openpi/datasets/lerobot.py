@@ -31,6 +31,9 @@ class LeRobotDataset:
 
     Parquet data is read whole for the selected episodes (once per process) when it takes at most
     ``preload_max_bytes``; otherwise episode by episode with an LRU cache of ``episode_cache_size`` episodes.
+    Decoded camera frames are kept (per process) when all of them take at most ``frame_cache_max_bytes``
+    (info.json's video shapes): an episode's video is then decoded front to back once, on its first read, and
+    random access never decodes again (small datasets, e.g. the simulator's, where decoding dominated a step).
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class LeRobotDataset:
         columns: Sequence[str] | None = None,
         episode_cache_size: int = 8,
         preload_max_bytes: int = 2**30,
+        frame_cache_max_bytes: int = 2**28,
     ):
         self.meta = _meta.LeRobotMetadata.load(_meta.resolve_root(repo_id, root))
         chosen = self.meta.episode_indices if episodes is None else [int(e) for e in episodes]
@@ -74,6 +78,8 @@ class LeRobotDataset:
         self._preloaded: dict[int, dict[str, np.ndarray]] | None = None
         self._last_file: tuple[pathlib.Path | None, pa.Table | None] = (None, None)
         self._videos = _video.VideoReader()
+        self._cache_frames = len(self) * self._frame_bytes() <= frame_cache_max_bytes
+        self._frames: dict[tuple[int, str], np.ndarray] = {}
 
     def __len__(self) -> int:
         return int(self._starts[-1])
@@ -100,6 +106,13 @@ class LeRobotDataset:
             itemsize = np.dtype(feature["dtype"]).itemsize if feature.get("dtype", "video") != "video" else 8
             total += itemsize * int(np.prod(feature.get("shape", [1])))
         return total
+
+    def _frame_bytes(self) -> int:
+        """Decoded bytes per frame of the cameras read (uint8 H·W·C each; unknown shapes count as unbounded)."""
+        shapes = [self.meta.features[key].get("shape") for key in self.camera_keys]
+        if any(shape is None for shape in shapes):
+            return 2**62
+        return sum(int(np.prod(shape)) for shape in shapes)
 
     def _load_all(self) -> dict[int, dict[str, np.ndarray]]:
         data = _columns.read_columns(self.meta, self.columns, episodes=self.episodes)
@@ -149,6 +162,16 @@ class LeRobotDataset:
 
     def decode_frame(self, episode_index: int, key: str, frame_index: int) -> np.ndarray:
         """Camera ``key`` at the frame's timestamp as uint8 [H, W, 3]."""
+        if not self._cache_frames:
+            return self._decode(episode_index, key, frame_index)
+        frames = self._frames.get((episode_index, key))
+        if frames is None:
+            length = self.meta.episode(episode_index).length
+            frames = np.stack([self._decode(episode_index, key, i) for i in range(length)])
+            self._frames[(episode_index, key)] = frames
+        return frames[frame_index]
+
+    def _decode(self, episode_index: int, key: str, frame_index: int) -> np.ndarray:
         path, start = self.meta.video_path(episode_index, key)
         data = self.episode_data(episode_index)
         timestamp = float(data["timestamp"][frame_index]) if "timestamp" in data else frame_index / self.meta.fps
@@ -185,4 +208,5 @@ class LeRobotDataset:
         state["_preloaded"] = None
         state["_last_file"] = (None, None)
         state["_videos"] = _video.VideoReader()
+        state["_frames"] = {}
         return state

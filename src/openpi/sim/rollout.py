@@ -1,8 +1,8 @@
 """Closed-loop execution: any policy with ``reset()`` and ``act(obs) -> one action`` runs in the simulator.
 
-A trained model predicts action chunks; `ChunkedPolicy` turns that into one action per call with a plain
-receding horizon (execute the first ``execute_steps`` actions of a chunk, then replan from the new
-observation). The serving stack's chunk executor has the same ``reset`` / ``act`` shape and drops in here.
+A trained model predicts action chunks; `model_policy` executes them through the serving stack's
+``ChunkExecutor`` (receding horizon, temporal ensembling or prefix-conditioned replanning), exactly as
+``scripts/serve_policy.py`` would for a real robot.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
+from openpi.serving import chunking as _chunking
 from openpi.sim import metaworld_env
 
 
@@ -21,25 +22,12 @@ class StepPolicy(Protocol):
     def act(self, obs: dict) -> np.ndarray: ...
 
 
-class ChunkedPolicy:
-    """An openpi ``Policy`` (chunk per observation) as a ``StepPolicy``: receding horizon, ``execute_steps``
-    actions of every chunk before replanning."""
-
-    def __init__(self, policy, execute_steps: int):
-        if execute_steps < 1:
-            raise ValueError(f"execute_steps must be at least 1, got {execute_steps}.")
-        self._policy = policy
-        self._execute_steps = execute_steps
-        self._queue: list[np.ndarray] = []
-
-    def reset(self) -> None:
-        self._queue = []
-
-    def act(self, obs: dict) -> np.ndarray:
-        if not self._queue:
-            chunk = np.asarray(self._policy.infer(sim_observation(obs))["actions"])
-            self._queue = list(chunk[: self._execute_steps])
-        return self._queue.pop(0)
+def model_policy(policy, config: _chunking.ChunkingConfig, horizon: int | None = None) -> _chunking.ChunkExecutor:
+    """An openpi ``Policy`` (chunk per observation) as a ``StepPolicy`` on simulator observations."""
+    infer = _chunking.chunk_fn(policy)
+    return _chunking.ChunkExecutor(
+        lambda obs, prefix, weights: infer(sim_observation(obs), prefix, weights), config, horizon=horizon
+    )
 
 
 def sim_observation(obs: dict) -> dict:

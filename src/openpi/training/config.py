@@ -413,9 +413,10 @@ SIM_TRAIN_FIELDS: dict[str, Any] = dict(
 )
 
 
-def sim_config(name: str, *, strategy: str, **kwargs: Any) -> TrainConfig:
-    """A tiny pi0 config on the simulator's expert demonstrations (``openpi.sim.dataset``)."""
-    data = LeRobotDataConfig(
+def sim_config(name: str, *, strategy: str, data: Mapping[str, Any] | None = None, **kwargs: Any) -> TrainConfig:
+    """A tiny pi0 config on the simulator's expert demonstrations (``openpi.sim.dataset``); ``data`` replaces
+    fields of the data config."""
+    data_config = LeRobotDataConfig(
         repo_id=SIM_REPO_ID,
         root=SIM_DATASET_ROOT,
         image_keys={"base_0_rgb": "observation.images.scene", "left_wrist_0_rgb": "observation.images.wrist"},
@@ -423,10 +424,11 @@ def sim_config(name: str, *, strategy: str, **kwargs: Any) -> TrainConfig:
         robot_action_dim=4,  # xyz delta + gripper
         norm="zscore",
         tokenizer="offline",
+        **(data or {}),
     )
     return lerobot_config(
         name,
-        data=data,
+        data=data_config,
         action_groups=SIM_ACTION_GROUPS,
         strategy=strategy,
         pi05=False,
@@ -442,6 +444,8 @@ _SIM_VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("metaworld_demo_per_group", dict(strategy="per_group", group_weights=SIM_ARM_FOCUSED_WEIGHTS)),
     ("metaworld_demo_masked", dict(strategy="uniform", exclude_padding=True)),
     ("metaworld_demo_adaptive", dict(strategy="adaptive", exclude_padding=True)),
+    # The winners' per-timestep action normalization (Meta-World's actions are already deltas: no delta transform).
+    ("metaworld_demo_per_timestep", dict(strategy="uniform", data={"per_timestep_norm": True})),
 ]
 
 _VARIANTS: list[tuple[str, dict[str, Any]]] = [
