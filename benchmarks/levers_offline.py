@@ -33,6 +33,7 @@ from scipy import stats as _scipy_stats
 import tyro
 
 from openpi.analysis import arm_heavy
+from openpi.datasets import episode_files
 from openpi.datasets import stats as _stats
 from openpi.policies import b1k_policy
 from openpi.shared import normalize as _normalize
@@ -127,7 +128,7 @@ def main(args: Args) -> dict:
     os.environ.setdefault("WANDB_MODE", "offline")
     root = demo.ensure_dataset(_demo_args(args))
     train_episodes, _ = demo.split_episodes(root, args.heldout_per_task)
-    arm_heavy.save_episode_list(out / "train_episodes.json", arm_heavy.EpisodeSelection(episodes=train_episodes,
+    episode_files.save_episode_list(out / "train_episodes.json", arm_heavy.EpisodeSelection(episodes=train_episodes,
                                 details={}), criterion=arm_heavy.Criterion())
     flat = _stats.compute_norm_stats(root, state_transform=b1k_policy.proprio_to_state, episodes=train_episodes,
                                      action_horizon=50)
