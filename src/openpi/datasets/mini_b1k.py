@@ -19,7 +19,7 @@ Assumptions (what is modelled, what is not):
 - Proprio (256) follows the actions with a one-step lag: arm/trunk qpos[t] = action[t−1], base_qvel[t] =
   base command[t−1] (1 command unit = 1 m/s or rad/s), each finger moves 0.005 m per frame towards its
   target (open: 0.05 per finger, closed: 0.0), so a gripper width (sum of both fingers) spans 0–0.1 m.
-  The documented slices (B1K.md) are filled consistently; the base pose integrates the base velocity;
+  The documented slices (``openpi.policies.r1pro``) are filled consistently; the base pose integrates the base velocity;
   end-effector poses come from a simple made-up forward kinematics; undocumented slices hold the arm /
   trunk / gripper velocities and sin/cos where the layout suggests them.
 - Images encode the robot state so a policy can learn from them: the head camera shows 14 bars whose
