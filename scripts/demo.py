@@ -55,6 +55,7 @@ from openpi.datasets import lerobot as _lerobot
 from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.datasets import mini_b1k
 from openpi.datasets import stats as _stats
+from openpi.shared import cli
 from openpi.shared import normalize as _normalize
 from openpi.training import config as _config
 from openpi.training import data_resolver
@@ -390,8 +391,4 @@ def main(args: Args) -> dict[str, Any]:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", force=True)
-    parsed = tyro.cli(Args, description=__doc__)
-    try:
-        main(parsed)
-    except (FileNotFoundError, ValueError, run_utils.NonFiniteLossError) as error:
-        sys.exit(f"error: {error}")
+    cli.run_main(lambda: main(tyro.cli(Args, description=__doc__)), user_errors=run_utils.RUN_ERRORS)

@@ -70,7 +70,7 @@ def test_script_writes_openpi_norm_stats(mini_v21, tmp_path, load_script):
     assert len(loaded["state"].mean) == 23
     # Torso dim 6 is constant 0: its std is 0 and normalization must not blow up on it.
     assert loaded["actions"].std[6] == 0.0
-    with pytest.raises(SystemExit, match="--repo-id"):
+    with pytest.raises(ValueError, match="--repo-id"):
         script.main(script.Args())
 
 

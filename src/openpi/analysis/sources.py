@@ -33,6 +33,7 @@ from openpi.datasets import stats as _dataset_stats
 from openpi.policies import b1k_policy
 from openpi.policies import r1pro
 from openpi.shared import action_groups as _groups
+from openpi.shared import cli as _cli
 from openpi.shared import loss_weighting as _lw
 from openpi.shared import normalize as _normalize
 from openpi.training import data_resolver
@@ -324,12 +325,12 @@ def with_checkpoint_norm_stats(source: Source, checkpoint: str) -> Source:
 
 
 def tool_main(args_type: type, run: Callable[[Any], Any], description: str | None) -> None:
-    """The command line of every analysis tool: parse ``args_type`` with tyro, run, and turn user errors
-    (missing files, bad names or values) into one ``error: ...`` line and exit status 1."""
+    """The command line of every analysis tool: parse ``args_type`` with tyro and run; user errors (missing files,
+    bad names or values, an unknown task or episode) end it in one ``error: ...`` line (``openpi.shared.cli``)."""
     from openpi.training import config as _config
 
-    args, overrides = tyro.cli(args_type, description=description, return_unknown_args=True)
-    try:
+    def main() -> None:
+        args, overrides = tyro.cli(args_type, description=description, return_unknown_args=True)
         run(_config.with_config_overrides(args, overrides))
-    except (FileNotFoundError, ValueError, KeyError) as error:
-        sys.exit(f"error: {error}")
+
+    _cli.run_main(main, user_errors=(KeyError,))

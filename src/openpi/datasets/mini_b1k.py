@@ -50,6 +50,7 @@ import tyro
 
 from openpi.datasets import video as _video
 from openpi.policies import r1pro
+from openpi.shared import cli
 
 GROUND_TRUTH_FILE = "mini_b1k_ground_truth.json"
 CAMERAS = ("head", "left_wrist", "right_wrist")
@@ -691,8 +692,4 @@ def main(config: MiniB1KConfig) -> None:
 
 
 if __name__ == "__main__":
-    cli_config = tyro.cli(MiniB1KConfig, description=__doc__.split("\n\n")[0])
-    try:
-        main(cli_config)
-    except (FileExistsError, ValueError) as error:
-        raise SystemExit(f"error: {error}") from None
+    cli.run_main(lambda: main(tyro.cli(MiniB1KConfig, description=__doc__.split("\n\n")[0])))

@@ -26,6 +26,7 @@ from openpi.datasets import episode_files
 from openpi.models import pi0_config
 from openpi.policies import b1k_policy
 from openpi.shared import action_groups as action_groups_lib
+from openpi.shared import cli as _cli
 from openpi.training import data_resolver
 
 ModelConfig = pi0_config.Pi0Config
@@ -645,7 +646,7 @@ def with_config_overrides(args: Any, overrides: Sequence[str]) -> Any:
     if not overrides:
         return args
     if getattr(args, "config_name", None) is None:
-        raise SystemExit(f"error: unrecognized options {' '.join(overrides)} (config overrides need --config-name).")
+        _cli.fail(f"unrecognized options {' '.join(overrides)} (config overrides need --config-name).")
     return dataclasses.replace(args, config_overrides=tuple(overrides))
 
 
@@ -678,13 +679,11 @@ def cli(args: Sequence[str] | None = None, *, description: str | None = None) ->
         if any(a in ("-h", "--help") for a in rest):
             print((description + "\n\n" if description else "") + message)
             raise SystemExit(0)
-        sys.stderr.write("error: no config name given.\n" + message)
-        raise SystemExit(2)
+        _cli.fail("no config name given.\n" + message.rstrip("\n"))
     try:
         base = get_config(name)
     except ValueError as error:
-        sys.stderr.write(f"error: {error}\n")
-        raise SystemExit(2) from None
+        _cli.fail(str(error))
     config = tyro.cli(TrainConfig, default=base, args=rest, description=description)
     _check_loss_overrides(base, config, rest)
     if config.resume_from and "{exp_name}" in config.resume_from:
@@ -720,8 +719,7 @@ def _check_loss_overrides(base: TrainConfig, config: TrainConfig, args: Sequence
     given = {a.split("=", 1)[0].removeprefix("--model.").replace("-", "_") for a in args if a.startswith("--model.")}
     for field, reason in unused.items():
         if field in given:
-            sys.stderr.write(f"error: --model.{field.replace('_', '-')} has no effect: {reason}.\n")
-            raise SystemExit(2)
+            _cli.fail(f"--model.{field.replace('_', '-')} has no effect: {reason}.")
     for field in unused.keys() - unused_loss_fields(base.model).keys():
         warnings.warn(f"{config.name}'s model.{field} is not used: {unused[field]}.", UserWarning,
                       stacklevel=2)
