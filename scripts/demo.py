@@ -59,6 +59,8 @@ from openpi.shared import cli
 from openpi.shared import normalize as _normalize
 from openpi.training import config as _config
 from openpi.training import data_resolver
+from openpi.training import jax_trainer
+from openpi.training import pytorch_trainer
 from openpi.training import run_utils
 
 logger = logging.getLogger("openpi.demo")
@@ -134,12 +136,8 @@ def split_episodes(root: pathlib.Path, heldout_per_task: int) -> tuple[list[int]
 
 def _train(config: _config.TrainConfig, framework: str) -> None:
     if framework == "jax":
-        from openpi.training import jax_trainer
-
         jax_trainer.train(config)
     else:
-        from openpi.training import pytorch_trainer
-
         pytorch_trainer.train(config)
 
 

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 import dataclasses
 import difflib
+import importlib
+import importlib.util
 import pathlib
 import sys
 from typing import Any
@@ -23,10 +25,15 @@ import numpy as np
 import tyro
 
 from openpi.datasets import episode_files
+from openpi.datasets import lerobot_meta as _lerobot_meta
+from openpi.models import model as _model
 from openpi.models import pi0_config
+from openpi.models import tokenizer as _tokenizer
 from openpi.policies import b1k_policy
+from openpi.policies import lerobot_policy
 from openpi.shared import action_groups as action_groups_lib
 from openpi.shared import cli as _cli
+from openpi.shared import normalize as _normalize
 from openpi.training import data_resolver
 
 ModelConfig = pi0_config.Pi0Config
@@ -168,8 +175,6 @@ class LeRobotDataConfig(DataConfigFactory):
     def robot_inputs(self) -> Any:
         """The robot's input transform (``lerobot_policy.LeRobotInputs``): the resolver's state conversion of
         ``robot``, then ``state_dims``."""
-        from openpi.policies import lerobot_policy
-
         order = data_resolver.STATE_ORDERS[self.robot]
         if order is None:
             return lerobot_policy.LeRobotInputs(state_dims=self.state_dims)
@@ -592,9 +597,6 @@ def configs() -> dict[str, TrainConfig]:
 def _load_config_reference(reference: str) -> TrainConfig:
     """``path/to/file.py:NAME`` or ``package.module:NAME`` → the ``TrainConfig`` it names (or that the function
     it names returns). A config without a ``name`` takes ``NAME`` (its assets and checkpoints go under it)."""
-    import importlib
-    import importlib.util
-
     module_ref, attr = reference.rsplit(":", 1)
     if module_ref.endswith(".py"):
         path = pathlib.Path(module_ref).expanduser()
@@ -725,16 +727,8 @@ def _check_loss_overrides(base: TrainConfig, config: TrainConfig, args: Sequence
                       stacklevel=2)
 
 
-def _model_image_keys() -> tuple[str, ...]:
-    from openpi.models import model as _model
-
-    return tuple(_model.IMAGE_KEYS)
-
-
 def _dataset_action_dim(factory: LeRobotDataConfig) -> int | None:
     """The action size ``meta/info.json`` declares for ``action_key``, when the dataset is on disk."""
-    from openpi.datasets import lerobot_meta as _lerobot_meta
-
     try:
         meta = _lerobot_meta.LeRobotMetadata.load(_lerobot_meta.resolve_root(factory.repo_id or None, factory.root))
     except (FileNotFoundError, ValueError):
@@ -746,8 +740,6 @@ def _dataset_action_dim(factory: LeRobotDataConfig) -> int | None:
 def _robot_io(factory: LeRobotDataConfig, dataset_action_dim: int | None) -> tuple[Any, Any]:
     """The robot's input and output transforms (state conversion, and the robot's own action dims: the config's
     ``robot_action_dim``, else the dataset's action size)."""
-    from openpi.policies import lerobot_policy
-
     action_dim = factory.robot_action_dim or dataset_action_dim
     outputs = lerobot_policy.LeRobotOutputs(action_dim) if action_dim else None
     return factory.robot_inputs(), outputs
@@ -770,9 +762,9 @@ def _check_action_stats_shape(stats: Any, factory: LeRobotDataConfig, model_conf
 def _create_lerobot_data_config(
     factory: LeRobotDataConfig, assets_dirs: pathlib.Path, model_config: ModelConfig
 ) -> DataConfig:
+    # transforms imports torch (over a second): only building a data config needs it, not reading one, so tools
+    # that only parse configs (scripts/compute_norm_stats.py, the analysis tools' --help) stay free of it.
     from openpi import transforms as _transforms
-    from openpi.models import tokenizer as _tokenizer
-    from openpi.shared import normalize as _normalize
 
     decisions = data_resolver.resolve(factory, model_config, assets_dirs)
     norm_stats = _normalize.load(decisions.stats_dir) if decisions.stats_file.exists() else None
@@ -780,7 +772,7 @@ def _create_lerobot_data_config(
         _check_action_stats_shape(norm_stats["actions"], factory, model_config, decisions.stats_file)
     if not factory.image_keys:
         raise ValueError(
-            "data.image_keys maps no camera: map the model's cameras (" + ", ".join(_model_image_keys()) + ") to "
+            "data.image_keys maps no camera: map the model's cameras (" + ", ".join(_model.IMAGE_KEYS) + ") to "
             "the dataset's video keys, e.g. --data.image-keys base_0_rgb observation.images.top."
         )
 

@@ -180,7 +180,7 @@ def step_dirs(directory: pathlib.Path) -> list[int]:
 
 def init_wandb(config: _config.TrainConfig, checkpoint_dir: pathlib.Path, *, resuming: bool, enabled: bool = True):
     """Starts (or resumes) the wandb run; offline with one notice when there are no credentials."""
-    import wandb
+    import wandb  # half a second to import: only a training run needs it, not the serving and analysis code
 
     if not (config.wandb_enabled and enabled):
         return wandb.init(mode="disabled")
