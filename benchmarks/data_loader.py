@@ -2,7 +2,8 @@
 
 Writes a miniature B1K dataset with video (``--image-size`` pixels, hevc, keyframe every ``--gop`` frames),
 then times the full B1K training pipeline (decode 3 cameras, repack, B1KInputs, normalize, resize to 224,
-tokenize, pad) through `openpi.training.data_loader`. Run: ``python benchmarks/data_loader.py``.
+tokenize, pad) through `openpi.training.data_loader`: the data config of ``pi05_b1k_demo`` at 224 px, as the
+trainer builds it. Run: ``python benchmarks/data_loader.py``.
 """
 
 import dataclasses
@@ -14,8 +15,9 @@ import tyro
 
 from openpi.datasets import mini_b1k
 from openpi.datasets import stats as _stats
-from openpi.models import tokenizer as _tokenizer
 from openpi.policies import b1k_policy
+from openpi.shared import normalize as _normalize
+from openpi.training import config as _config
 from openpi.training import data_loader as _dl
 
 
@@ -52,18 +54,14 @@ def main(args: Args) -> None:
             f"wrote {config.num_tasks * config.episodes_per_task} episodes with video in {time.perf_counter() - start:.1f}s"
         )
         norm_stats = _stats.compute_norm_stats(root, state_transform=b1k_policy.proprio_to_state, progress=False)
-        loader = _dl.create_lerobot_data_loader(
-            root=root,
-            transforms=_dl.b1k_transforms(
-                norm_stats=norm_stats, image_size=224, tokenizer=_tokenizer.FallbackTokenizer(200)
-            ),
-            action_horizon=50,
-            batch_size=args.batch_size,
-            camera_keys=list(b1k_policy.B1K_CAMERAS),
-            num_workers=args.num_workers,
-            framework=args.framework,
-            output="dict",
-            num_batches=args.batches + 1,
+        train_config = _config.cli([
+            "pi05_b1k_demo", f"--data.root={root}", f"--assets-base-dir={tmp}/assets", "--model.image-resolution",
+            "224", "224", f"--batch-size={args.batch_size}", f"--num-workers={args.num_workers}",
+        ])  # fmt: skip
+        _normalize.save(train_config.assets_dirs / _config.DEMO_REPO_ID, norm_stats)
+        data_config = train_config.data.create(train_config.assets_dirs, train_config.model)
+        loader = _dl.create_data_loader(
+            train_config, data_config, framework=args.framework, output="dict", num_batches=args.batches + 1
         )
         iterator = iter(loader)
         first = next(iterator)  # worker start-up is not part of the rate

@@ -2,7 +2,8 @@
 
 Writes a no-video miniature B1K dataset of ``--frames`` frames (default 200k), then times
 `openpi.datasets.stats.compute_norm_stats` (state and action columns only, vectorized B1K state transform)
-over all of it, and the data loader (same B1K transforms, per-sample) over ``--loader-frames`` frames.
+over all of it, and the data loader over ``--loader-frames`` frames: ``pi05_b1k_demo``'s own repack and robot
+transforms (B1KInputs, per sample), its cameras left out as the dataset has none.
 Prints frames/s of both and their ratio (target >= 50x). Run: ``python benchmarks/norm_stats.py``.
 """
 
@@ -13,9 +14,11 @@ import time
 
 import tyro
 
+from openpi import transforms as _transforms
 from openpi.datasets import mini_b1k
 from openpi.datasets import stats as _stats
 from openpi.policies import b1k_policy
+from openpi.training import config as _config
 from openpi.training import data_loader as _dl
 
 
@@ -63,9 +66,10 @@ def main(args: Args) -> None:
         fast_s = min(fast_times)
         fast_rate = total / fast_s
 
+        transforms = _camera_free_pipeline(root, pathlib.Path(tmp) / "assets")
         loader_rates = {
-            "in-memory columns (selection fits the preload budget)": _loader_rate(root, args, preload_max_bytes=2**30),
-            "episode streaming (B1K scale: columns exceed the budget)": _loader_rate(root, args, preload_max_bytes=0),
+            "in-memory columns (selection fits the preload budget)": _loader_rate(root, transforms, args, 2**30),
+            "episode streaming (B1K scale: columns exceed the budget)": _loader_rate(root, transforms, args, 0),
         }
 
     runs = ", ".join(f"{t:.2f}s" for t in fast_times)
@@ -75,11 +79,23 @@ def main(args: Args) -> None:
         print(f"  ratio: {fast_rate / rate:.0f}x (target >= 50x)")
 
 
-def _loader_rate(root: pathlib.Path, args: Args, preload_max_bytes: int) -> float:
+def _camera_free_pipeline(root: pathlib.Path, assets: pathlib.Path) -> list[_transforms.DataTransformFn]:
+    """The input transforms of ``pi05_b1k_demo``'s data config up to the robot's (repack, B1KInputs), without its
+    cameras; no norm stats are written yet, so there is nothing to normalize."""
+    config = _config.get_config("pi05_b1k_demo")
+    data_config = dataclasses.replace(config.data, root=str(root)).create(assets, config.model)
+    (repack,) = data_config.repack_transforms.inputs
+    structure = {key: value for key, value in repack.structure.items() if key != "images"}
+    return [_transforms.Repack(structure), *data_config.data_transforms.inputs]
+
+
+def _loader_rate(
+    root: pathlib.Path, transforms: list[_transforms.DataTransformFn], args: Args, preload_max_bytes: int
+) -> float:
     """Frames/s of the B1K data loader without video (state + action chunks, per-sample transforms)."""
     loader = _dl.create_lerobot_data_loader(
         root=root,
-        transforms=_dl.b1k_transforms(with_images=False, model_action_dim=b1k_policy.R1PRO_ACTION_DIM),
+        transforms=transforms,
         action_horizon=args.action_horizon,
         batch_size=args.batch_size,
         camera_keys=(),

@@ -17,6 +17,7 @@ import tyro
 
 from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.datasets import stats as _stats
+from openpi.shared import cli
 from openpi.shared import normalize as _normalize
 from openpi.training import config as _config
 from openpi.training import data_resolver
@@ -68,7 +69,7 @@ def main(args: Args) -> None:
         transform = decisions.state_transform
         delta_mask, per_timestep = decisions.delta_action_mask, decisions.per_timestep_norm
     elif args.repo_id is None and args.root is None:
-        raise SystemExit("Give --config-name, or --repo-id and/or --root.")
+        raise ValueError("no dataset given: pass --config-name, or --repo-id and/or --root.")
     else:
         root = _lerobot_meta.resolve_root(args.repo_id, args.root)
         keys = ("observation.state", "action")
@@ -95,9 +96,10 @@ def main(args: Args) -> None:
     print(f"Wrote {path}")
 
 
+def cli_main() -> None:
+    args, overrides = tyro.cli(Args, description=__doc__.split("\n\n")[0], return_unknown_args=True)
+    main(_config.with_config_overrides(args, overrides))
+
+
 if __name__ == "__main__":
-    cli_args, overrides = tyro.cli(Args, description=__doc__.split("\n\n")[0], return_unknown_args=True)
-    try:
-        main(_config.with_config_overrides(cli_args, overrides))
-    except (FileNotFoundError, ValueError) as error:  # missing dataset, unknown config, bad data: message only
-        raise SystemExit(f"error: {error}") from None
+    cli.run_main(cli_main)

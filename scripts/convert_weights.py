@@ -16,6 +16,7 @@ from typing import Literal
 import tyro
 
 from openpi.models_pytorch import weight_conversion
+from openpi.shared import cli
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,11 +50,10 @@ def main(args: JaxToPytorch | PytorchToJax) -> None:
         print(f"Wrote JAX params to {args.output} for {spec}")
 
 
+def cli_main() -> None:
+    main(tyro.extras.subcommand_cli_from_dict({"jax-to-pytorch": JaxToPytorch, "pytorch-to-jax": PytorchToJax},
+                                              description=__doc__))
+
+
 if __name__ == "__main__":
-    cli_args = tyro.extras.subcommand_cli_from_dict(
-        {"jax-to-pytorch": JaxToPytorch, "pytorch-to-jax": PytorchToJax}, description=__doc__
-    )
-    try:
-        main(cli_args)
-    except (FileNotFoundError, ValueError) as error:  # a missing or foreign weights file: the message only
-        raise SystemExit(f"error: {error}") from None
+    cli.run_main(cli_main)  # a missing or foreign weights file: the message only

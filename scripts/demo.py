@@ -55,9 +55,12 @@ from openpi.datasets import lerobot as _lerobot
 from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.datasets import mini_b1k
 from openpi.datasets import stats as _stats
+from openpi.shared import cli
 from openpi.shared import normalize as _normalize
 from openpi.training import config as _config
 from openpi.training import data_resolver
+from openpi.training import jax_trainer
+from openpi.training import pytorch_trainer
 from openpi.training import run_utils
 
 logger = logging.getLogger("openpi.demo")
@@ -133,12 +136,8 @@ def split_episodes(root: pathlib.Path, heldout_per_task: int) -> tuple[list[int]
 
 def _train(config: _config.TrainConfig, framework: str) -> None:
     if framework == "jax":
-        from openpi.training import jax_trainer
-
         jax_trainer.train(config)
     else:
-        from openpi.training import pytorch_trainer
-
         pytorch_trainer.train(config)
 
 
@@ -390,8 +389,4 @@ def main(args: Args) -> dict[str, Any]:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", force=True)
-    parsed = tyro.cli(Args, description=__doc__)
-    try:
-        main(parsed)
-    except (FileNotFoundError, ValueError, run_utils.NonFiniteLossError) as error:
-        sys.exit(f"error: {error}")
+    cli.run_main(lambda: main(tyro.cli(Args, description=__doc__)), user_errors=run_utils.RUN_ERRORS)

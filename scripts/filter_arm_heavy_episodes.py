@@ -10,8 +10,8 @@ oversample arm-heavy action chunks (``--level window``), for the data config's `
 Episodes: arm motion = Σ|Δq| over both arms (rad) vs base motion = Σ‖v‖·dt; arm-heavy when arm ≥ ratio × base
 and arm ≥ --min-arm-movement. Windows (action chunks): arm-heavy when non-navigation frames ≥ ratio ×
 navigation frames (navigation: base command norm > --base-velocity). With --use-annotations the skill
-annotations (``annotations/task-XXXX/episode_XXXXXXXX.json``) label the frames where present. Criteria and file formats:
-``openpi.analysis.arm_heavy``. Reads only the parquet action column.
+annotations (``annotations/task-XXXX/episode_XXXXXXXX.json``) label the frames where present. Criteria:
+``openpi.analysis.arm_heavy``; file formats: ``openpi.datasets.episode_files``. Reads only the parquet action column.
 """
 
 import dataclasses

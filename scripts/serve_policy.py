@@ -21,6 +21,7 @@ from openpi.policies import policy_config
 from openpi.serving import behavior
 from openpi.serving import chunking as _chunking
 from openpi.serving import websocket_server
+from openpi.shared import cli
 from openpi.training import checkpoint_io
 from openpi.training import config as _config
 
@@ -77,7 +78,7 @@ def build_server(args: Args) -> websocket_server.PolicyServer:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    build_server(tyro.cli(Args, description=__doc__)).serve_forever()
+    cli.run_main(lambda: build_server(tyro.cli(Args, description=__doc__)).serve_forever())
 
 
 if __name__ == "__main__":

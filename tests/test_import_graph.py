@@ -69,7 +69,8 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_graph_is_read():
     graph = _graph()
     assert "openpi.training.config" in graph["openpi.training.jax_trainer"]  # the reader sees real edges
-    assert "openpi.training.config" in graph["openpi.analysis.sources"]  # function-level imports count
+    assert "openpi.training.config" in graph["openpi.analysis.sources"]
+    assert "openpi.transforms" in graph["openpi.training.config"]  # function-level imports count
     assert _cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]
 
 

@@ -11,8 +11,6 @@ wherever a config name is accepted, e.g.
 tiny CPU twin. Point ``root`` (or ``repo_id``) at your dataset and ``image_keys`` at its camera keys.
 """
 
-import dataclasses
-
 from openpi.training import config as _config
 
 DATA = _config.LeRobotDataConfig(
@@ -26,31 +24,26 @@ DATA = _config.LeRobotDataConfig(
     state_dims=(0, 1, 2, 3),  # ... and only hand xyz and gripper opening go to the model
     robot_action_dim=4,
 )
-# Every action dim in a named group; the model's padded dims 4:32 become the `padding` group (weight 0).
-ACTION_GROUPS = {"xyz": "0:3", "gripper": "3"}
-GROUP_WEIGHTS = {"xyz": 1.0, "gripper": 2.0}
-BODY_ROLES = {"xyz": "arm"}  # `gripper` is recognised by its name; `xyz` moves the arm
-
-
-def _build(name: str, *, demo: bool) -> _config.TrainConfig:
-    data = dataclasses.replace(DATA, tokenizer="offline") if demo else DATA  # the demo needs no tokenizer file
-    return _config.lerobot_config(
-        name,
-        data=data,
-        action_groups=ACTION_GROUPS,
-        strategy="per_group",
-        group_weights=GROUP_WEIGHTS,
-        demo=demo,
-        model={"body_roles": BODY_ROLES, "action_horizon": 10},
-        **({} if demo else {"weight_path": _config.BASE_CHECKPOINTS["pi05"]}),
-    )
 
 
 def metaworld_sawyer() -> _config.TrainConfig:
     """pi0.5 from openpi's base checkpoint (needs it in openpi's cache, and a GPU)."""
-    return _build("metaworld_sawyer", demo=False)
+    return _config.TrainConfig(
+        name="metaworld_sawyer",
+        model=_config.ModelConfig(
+            pi05=True,
+            action_horizon=10,
+            loss_weighting_strategy="per_group",
+            # Every action dim in a named group; the model's padded dims 4:32 become the `padding` group (weight 0).
+            action_groups={"xyz": "0:3", "gripper": "3"},
+            group_weights={"xyz": 1.0, "gripper": 2.0},
+            body_roles={"xyz": "arm"},  # `gripper` is recognised by its name; `xyz` moves the arm
+        ),
+        data=DATA,
+        weight_path=_config.BASE_CHECKPOINTS["pi05"],
+    )
 
 
 def metaworld_sawyer_demo() -> _config.TrainConfig:
     """The tiny model and offline tokenizer: trains on a CPU in minutes."""
-    return _build("metaworld_sawyer_demo", demo=True)
+    return _config.demo_twin(metaworld_sawyer())

@@ -43,7 +43,7 @@ def _inputs(seed=0):
     return err, actions
 
 
-# ---- independent numpy references (loops, written straight from DESIGN.md) ----
+# ---- independent numpy references (loops, written straight from the formulas in ``openpi.shared.loss_weighting``'s docstring) ----
 
 
 def _np_time_weight(chunk):

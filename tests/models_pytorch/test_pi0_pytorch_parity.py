@@ -57,7 +57,7 @@ def test_loss_matches_jax_for_every_strategy(twins):
             jax_model, jax_obs, jnp.asarray(data["actions"]), jnp.asarray(data["noise"]), jnp.asarray(data["time"])
         )
         with torch.no_grad():
-            torch_loss, torch_metrics = torch_model.forward_with_metrics(
+            torch_loss, torch_metrics = torch_model.compute_loss_and_metrics(
                 torch_obs,
                 torch.from_numpy(data["actions"]),
                 noise=torch.from_numpy(data["noise"]),

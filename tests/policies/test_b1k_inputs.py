@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from openpi import transforms as _t
 from openpi.policies import b1k_policy
+from openpi.training import config as _config
 
 
 def _proprio(n=5, seed=0):
@@ -40,7 +40,7 @@ def test_state_baseline_2025_order():
         b1k_policy.proprio_to_state(np.zeros(23))
 
 
-def test_inputs_and_outputs():
+def test_inputs_and_outputs(tmp_path):
     raw = {
         "observation.state": _proprio(1)[0],
         "action": np.ones((4, 23), np.float32),
@@ -49,7 +49,9 @@ def test_inputs_and_outputs():
         "observation.images.rgb.left_wrist": np.full((3, 8, 8), 0.5, np.float32),  # float CHW is accepted
         "observation.images.rgb.right_wrist": np.zeros((8, 8, 3), np.uint8),
     }
-    repacked = _t.Repack(b1k_policy.b1k_repack_structure())(raw)
+    config = _config.get_config("pi05_b1k_demo")  # its repack: B1K's keys → B1KInputs' input
+    (repack,) = config.data.create(tmp_path, config.model).repack_transforms.inputs
+    repacked = repack(raw)
     out = b1k_policy.B1KInputs()(repacked)
     assert out["state"].shape == (23,) and out["actions"].shape == (4, 23) and out["prompt"] == raw["task"]
     assert set(out["image"]) == {"base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb"}

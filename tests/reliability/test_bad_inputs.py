@@ -295,7 +295,7 @@ def test_a_good_dataset_passes_the_up_front_check(run):
 
 
 @pytest.mark.parametrize("in_worker", [False, True])
-def test_a_data_error_while_training_ends_the_script_in_one_line(run, monkeypatch, in_worker):
+def test_a_data_error_while_training_ends_the_script_in_one_line(run, monkeypatch, capsys, in_worker):
     """A data error raised mid-run (directly, or re-raised by a data-loader worker with its traceback text) ends
     the script with its message only."""
     args, _ = run
@@ -310,4 +310,5 @@ def test_a_data_error_while_training_ends_the_script_in_one_line(run, monkeypatc
     monkeypatch.setattr(sys, "argv", ["train.py", *args])
     with pytest.raises(SystemExit) as info:
         run_utils.training_main(failing_train, "test")
-    assert info.value.code == f"error: {message}"
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"error: {message}"

@@ -183,7 +183,7 @@ def test_torch_s_errno_less_write_error_is_reported_as_a_full_disk_when_the_disk
 
 
 def test_the_script_reports_a_failed_save_in_one_line(run, monkeypatch, capsys):
-    """training_main turns the save error into one logged line and exit code 1 (no traceback)."""
+    """training_main turns the save error into one ``error:`` line and exit status 2 (no traceback)."""
     args, _ = run
 
     def failing_train(config):
@@ -192,9 +192,9 @@ def test_the_script_reports_a_failed_save_in_one_line(run, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["train.py", *args])
     with pytest.raises(SystemExit) as info:
         run_utils.training_main(failing_train, "test")
-    assert info.value.code == 1
-    logged = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
-    assert len(logged) == 1 and "no space left on" in logged[0]
+    assert info.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "no space left on" in errors[0]
 
 
 def test_resume_drops_the_metrics_logged_after_its_checkpoint(tmp_path):
@@ -240,5 +240,6 @@ def test_convert_weights_with_bad_params_prints_one_line(tmp_path, monkeypatch, 
                                           f"--output-dir={tmp_path / 'out'}"])
         with pytest.raises(SystemExit) as info:
             runpy.run_path(str(REPO / "scripts" / "convert_weights.py"), run_name="__main__")
-        message = str(info.value.code)
-        assert message.startswith("error: ") and str(params) in message and "\n" not in message
+        assert info.value.code == 2
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and str(params) in errors[0]

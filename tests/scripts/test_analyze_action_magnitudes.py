@@ -105,7 +105,7 @@ def test_cli_prints_clear_error(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 1 and result.stderr.startswith("error: No LeRobot dataset")
+    assert result.returncode == 2 and result.stderr.startswith("error: No LeRobot dataset")
 
 
 def test_checkpoint_predictions_from_a_trained_experiment(jax_demo_checkpoint, mini_v21, load_script, tmp_path):

@@ -11,33 +11,27 @@ from openpi.training import config as _config
 from openpi.training import data_loader as _dl
 
 
-def _loader_arrays(root, horizon):
-    """State and actions exactly as the training data loader yields them (B1K pipeline, before padding)."""
-    transforms = _dl.b1k_transforms(with_images=False, model_action_dim=23)
-    loader = _dl.create_lerobot_data_loader(
-        root=root,
-        transforms=transforms,
-        action_horizon=horizon,
-        batch_size=16,
-        camera_keys=(),
-        shuffle=False,
-        drop_last=False,
-        framework="numpy",
-        output="dict",
-    )
+def _loader_arrays(root, horizon, tmp_path):
+    """State and actions exactly as the trainer's data loader yields them: ``pi05_b1k_demo``'s own pipeline
+    (``config.data.create()``, no norm stats yet), without the model's padding."""
+    config = _config.cli(["pi05_b1k_demo", f"--data.root={root}", f"--assets-base-dir={tmp_path}",
+                          f"--model.action-horizon={horizon}", "--batch-size=1"])  # fmt: skip
+    data_config = config.data.create(config.assets_dirs, config.model)
+    assert data_config.norm_stats is None
+    loader = _dl.create_data_loader(config, data_config, shuffle=False, framework="numpy", output="dict")
     batches = [b for _, b in zip(range(len(loader)), loader)]
-    state = np.concatenate([b["state"] for b in batches])
-    actions = np.concatenate([b["actions"] for b in batches]).reshape(-1, 23)
+    state = np.concatenate([b["state"] for b in batches])[:, :23]
+    actions = np.concatenate([b["actions"] for b in batches])[..., :23].reshape(-1, 23)
     assert len(state) == len(loader.dataset)
     return state, actions
 
 
 @pytest.mark.parametrize("horizon", [1, 10])
-def test_fast_path_equals_data_loader_stats(mini_v21, horizon):
+def test_fast_path_equals_data_loader_stats(mini_v21, horizon, tmp_path):
     fast = _stats.compute_norm_stats(
         mini_v21, state_transform=b1k_policy.proprio_to_state, action_horizon=horizon, progress=False
     )
-    state, actions = _loader_arrays(mini_v21, horizon)
+    state, actions = _loader_arrays(mini_v21, horizon, tmp_path)
     for key, exact in (("state", state.astype(np.float64)), ("actions", actions.astype(np.float64))):
         got = fast[key]
         np.testing.assert_allclose(got.mean, exact.mean(0), rtol=1e-5, atol=1e-7)
@@ -76,7 +70,7 @@ def test_script_writes_openpi_norm_stats(mini_v21, tmp_path, load_script):
     assert len(loaded["state"].mean) == 23
     # Torso dim 6 is constant 0: its std is 0 and normalization must not blow up on it.
     assert loaded["actions"].std[6] == 0.0
-    with pytest.raises(SystemExit, match="--repo-id"):
+    with pytest.raises(ValueError, match="--repo-id"):
         script.main(script.Args())
 
 

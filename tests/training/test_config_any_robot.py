@@ -16,9 +16,11 @@ CONFIG_FILE = """
 from openpi.training import config as _config
 
 def my_robot():
-    return _config.lerobot_config(
-        "", data=_config.LeRobotDataConfig(repo_id="me/robot", robot="identity"), action_groups={"joints": "0:6"},
-        strategy="per_group", group_weights={"joints": 2.0}, demo=True)
+    return _config.TrainConfig(
+        model=_config.ModelConfig(**_config.DEMO_MODEL_FIELDS, pi05=True, loss_weighting_strategy="per_group",
+                                  action_groups={"joints": "0:6"}, group_weights={"joints": 2.0}),
+        data=_config.LeRobotDataConfig(repo_id="me/robot", robot="identity"),
+        **_config.DEMO_TRAIN_FIELDS)
 
 NOT_A_CONFIG = 3
 """

@@ -1,11 +1,27 @@
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
 import torch
 
+from openpi.datasets import stats as _stats
 from openpi.models import model as _model
-from openpi.models import tokenizer as _tokenizer
+from openpi.policies import b1k_policy
+from openpi.shared import normalize as _normalize
+from openpi.training import config as _config
 from openpi.training import data_loader as _dl
+
+
+def _demo_config(root, tmp_path, *overrides: str) -> _config.TrainConfig:
+    """``pi05_b1k_demo`` over ``root`` with 32-px images, its assets under ``tmp_path``, and ``overrides``."""
+    return _config.cli(["pi05_b1k_demo", f"--data.root={root}", f"--assets-base-dir={tmp_path}",
+                        "--model.image-resolution", "32", "32", "--num-workers=0", *overrides])  # fmt: skip
+
+
+def _training_loader(config: _config.TrainConfig, **kwargs) -> _dl.DataLoader:
+    """The trainer's own loader: the config's runtime data config (``create()``), then ``create_data_loader``."""
+    return _dl.create_data_loader(config, config.data.create(config.assets_dirs, config.model), **kwargs)
 
 
 def _raw_loader(root, **kwargs):
@@ -23,14 +39,9 @@ def _frames(loader, batches=None):
     return out
 
 
-def test_jax_batches_are_observations(mini_v21):
-    loader = _dl.create_lerobot_data_loader(
-        root=mini_v21,
-        transforms=_dl.b1k_transforms(image_size=32, tokenizer=_tokenizer.FallbackTokenizer(200)),
-        action_horizon=10,
-        batch_size=4,
-        num_batches=2,
-    )
+def test_jax_batches_are_observations(mini_v21, tmp_path):
+    config = _demo_config(mini_v21, tmp_path, "--batch-size=4", "--model.action-horizon=10")
+    loader = _training_loader(config, num_batches=2)
     batches = list(loader)
     assert len(batches) == 2
     observation, actions = batches[0]
@@ -45,15 +56,9 @@ def test_jax_batches_are_observations(mini_v21):
     assert observation.tokenized_prompt.shape == (4, 200) and observation.tokenized_prompt_mask.dtype == bool
 
 
-def test_pytorch_batches_are_tensors(mini_v30):
-    loader = _dl.create_lerobot_data_loader(
-        root=mini_v30,
-        transforms=_dl.b1k_transforms(image_size=32, tokenizer=_tokenizer.FallbackTokenizer(200)),
-        action_horizon=5,
-        batch_size=3,
-        framework="pytorch",
-        num_batches=1,
-    )
+def test_pytorch_batches_are_tensors(mini_v30, tmp_path):
+    config = _demo_config(mini_v30, tmp_path, "--batch-size=3", "--model.action-horizon=5")
+    loader = _training_loader(config, framework="pytorch", num_batches=1)
     observation, actions = next(iter(loader))
     assert isinstance(actions, torch.Tensor) and actions.shape == (3, 5, 32)
     assert isinstance(observation.images["base_0_rgb"], torch.Tensor)
@@ -106,31 +111,16 @@ def test_worker_processes_give_the_same_batches(mini_v21):
     assert parallel == single
 
 
-def test_create_data_loader_from_training_config(mini_v21):
-    """The trainer's entry point: a TrainConfig-like object and its runtime DataConfig."""
-    import types
-
-    from openpi import transforms as _t
-    from openpi.datasets import stats as _stats
-    from openpi.policies import b1k_policy
-
-    pipeline = _dl.b1k_transforms(image_size=32, tokenizer=_tokenizer.FallbackTokenizer(200))
+def test_create_data_loader_from_training_config(mini_v21, tmp_path):
+    """The trainer's entry point: a registered config and its runtime DataConfig, with the norm stats and an
+    episode list."""
+    config = _demo_config(mini_v21, tmp_path, "--batch-size=4", "--model.action-horizon=6", "--seed=0")
     norm_stats = _stats.compute_norm_stats(mini_v21, state_transform=b1k_policy.proprio_to_state, progress=False)
-    data_config = types.SimpleNamespace(
-        repo_id="mini",
-        root=str(mini_v21),
-        norm_stats=norm_stats,
-        use_quantile_norm=True,
-        action_key="action",
-        repack_transforms=_t.Group(inputs=[pipeline[0]]),
-        data_transforms=_t.Group(inputs=[pipeline[1]]),
-        model_transforms=_t.Group(inputs=pipeline[3:]),
-        episodes=(10, 10010),
-        sample_weights_path=None,
-    )
-    config = types.SimpleNamespace(model=types.SimpleNamespace(action_horizon=6), batch_size=4, seed=0, num_workers=0)
+    _normalize.save(config.assets_dirs / _config.DEMO_REPO_ID, norm_stats)
+    data_config = dataclasses.replace(config.data.create(config.assets_dirs, config.model), episodes=(10, 10010))
+    assert data_config.use_quantile_norm  # pi0.5's normalization
     loader = _dl.create_data_loader(config, data_config, num_batches=3, output="dict", framework="numpy")
-    assert loader.dataset.dataset.camera_keys == list(b1k_policy.B1K_CAMERAS)
+    assert loader.dataset.dataset.camera_keys == list(config.data.image_keys.values())
     batches = list(loader)
     assert loader.dataset.dataset.episodes == [10, 10010]
     # Quantile-normalized actions of real dims lie in about [-1, 1]; constant torso dim 6 is exactly 0.

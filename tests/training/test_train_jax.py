@@ -198,19 +198,18 @@ def test_generic_config_trains_a_non_b1k_robot(tmp_path, monkeypatch):
         norm="zscore",
         tokenizer="offline",
     )
-    config = _config.lerobot_config(
-        "toy_arm_demo",
+    config = _config.TrainConfig(
+        name="toy_arm_demo",
+        model=_config.ModelConfig(
+            **{**_config.DEMO_MODEL_FIELDS, "image_resolution": (32, 32)},
+            action_horizon=10,
+            loss_weighting_strategy="per_group",
+            action_groups={"xyz": (0, 3), "gripper": [3]},
+            group_weights={"xyz": 1.0, "gripper": 2.0},
+        ),
         data=data,
-        action_groups={"xyz": (0, 3), "gripper": [3]},
-        strategy="per_group",
-        group_weights={"xyz": 1.0, "gripper": 2.0},
-        demo=True,
-        model={"pi05": False, "image_resolution": (32, 32), "action_horizon": 10},
+        **{**_config.DEMO_TRAIN_FIELDS, "batch_size": 4, "num_train_steps": 4, "log_interval": 1, "save_interval": 4},
         exp_name="toy",
-        batch_size=4,
-        num_train_steps=4,
-        log_interval=1,
-        save_interval=4,
         wandb_enabled=False,
     )
     assert config.model.loss_weighting.groups.to_json() == {"xyz": "0:3", "gripper": "[3]", "padding": "4:32"}

@@ -1,4 +1,4 @@
-"""Arm-heavy data selection: episode lists and per-frame sampling weights, plus their file formats.
+"""Arm-heavy data selection: episode lists and per-frame sampling weights.
 
 B1K episodes mix navigation (large base commands, still arms) and manipulation (still base, arm motion).
 Motion measures, in raw units:

@@ -31,10 +31,14 @@ from openpi.datasets import lerobot as _lerobot
 from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.datasets import stats as _dataset_stats
 from openpi.policies import b1k_policy
+from openpi.policies import policy_config
 from openpi.policies import r1pro
 from openpi.shared import action_groups as _groups
+from openpi.shared import cli as _cli
 from openpi.shared import loss_weighting as _lw
 from openpi.shared import normalize as _normalize
+from openpi.training import checkpoint_io
+from openpi.training import config as _config
 from openpi.training import data_resolver
 
 
@@ -91,8 +95,6 @@ def resolve(args: SourceArgs, *, policy_outputs: bool = False) -> Source:
     works for delta / per-timestep configs too; errors are then normalized with the column's own stats."""
     config = None
     if args.config_name is not None:
-        from openpi.training import config as _config  # heavy; only when a config is named
-
         config = _config.get_config(args.config_name, args.config_overrides)
         if trains_transformed_actions(config) and not policy_outputs:
             raise ValueError(
@@ -293,8 +295,6 @@ def load_policy(source: Source, checkpoint: str) -> tuple[evaluation.Predict, ev
         raise ValueError(
             f"Evaluating {path} needs its training config (--config-name): the model and transforms come from it."
         )
-    from openpi.policies import policy_config  # heavy (JAX / PyTorch models); only when a checkpoint is used
-
     policy = policy_config.create_trained_policy(source.config, path)
     wanted = set(policy.metadata["input_keys"])
     dataset = _lerobot.LeRobotDataset(
@@ -315,8 +315,6 @@ def load_policy(source: Source, checkpoint: str) -> tuple[evaluation.Predict, ev
 
 def with_checkpoint_norm_stats(source: Source, checkpoint: str) -> Source:
     """``source`` reading the norm stats stored in the checkpoint (what its policy normalizes with), if it has them."""
-    from openpi.training import checkpoint_io  # heavy (PyTorch models); only when a checkpoint is used
-
     if trains_transformed_actions(source.config):  # its stats are not those of the absolute actions compared here
         return source
     stored = checkpoint_io.resolve_step_dir(checkpoint) / "assets" / data_resolver.resolve_train_config(source.config).asset_id / _normalize.NORM_STATS_FILE
@@ -324,12 +322,11 @@ def with_checkpoint_norm_stats(source: Source, checkpoint: str) -> Source:
 
 
 def tool_main(args_type: type, run: Callable[[Any], Any], description: str | None) -> None:
-    """The command line of every analysis tool: parse ``args_type`` with tyro, run, and turn user errors
-    (missing files, bad names or values) into one ``error: ...`` line and exit status 1."""
-    from openpi.training import config as _config
+    """The command line of every analysis tool: parse ``args_type`` with tyro and run; user errors (missing files,
+    bad names or values, an unknown task or episode) end it in one ``error: ...`` line (``openpi.shared.cli``)."""
 
-    args, overrides = tyro.cli(args_type, description=description, return_unknown_args=True)
-    try:
+    def main() -> None:
+        args, overrides = tyro.cli(args_type, description=description, return_unknown_args=True)
         run(_config.with_config_overrides(args, overrides))
-    except (FileNotFoundError, ValueError, KeyError) as error:
-        sys.exit(f"error: {error}")
+
+    _cli.run_main(main, user_errors=(KeyError,))

@@ -19,7 +19,7 @@ Assumptions (what is modelled, what is not):
 - Proprio (256) follows the actions with a one-step lag: arm/trunk qpos[t] = action[t−1], base_qvel[t] =
   base command[t−1] (1 command unit = 1 m/s or rad/s), each finger moves 0.005 m per frame towards its
   target (open: 0.05 per finger, closed: 0.0), so a gripper width (sum of both fingers) spans 0–0.1 m.
-  The documented slices (B1K.md) are filled consistently; the base pose integrates the base velocity;
+  The documented slices (``openpi.policies.r1pro``) are filled consistently; the base pose integrates the base velocity;
   end-effector poses come from a simple made-up forward kinematics; undocumented slices hold the arm /
   trunk / gripper velocities and sin/cos where the layout suggests them.
 - Images encode the robot state so a policy can learn from them: the head camera shows 14 bars whose
@@ -50,6 +50,7 @@ import tyro
 
 from openpi.datasets import video as _video
 from openpi.policies import r1pro
+from openpi.shared import cli
 
 GROUND_TRUTH_FILE = "mini_b1k_ground_truth.json"
 CAMERAS = ("head", "left_wrist", "right_wrist")
@@ -691,8 +692,4 @@ def main(config: MiniB1KConfig) -> None:
 
 
 if __name__ == "__main__":
-    cli_config = tyro.cli(MiniB1KConfig, description=__doc__.split("\n\n")[0])
-    try:
-        main(cli_config)
-    except (FileExistsError, ValueError) as error:
-        raise SystemExit(f"error: {error}") from None
+    cli.run_main(lambda: main(tyro.cli(MiniB1KConfig, description=__doc__.split("\n\n")[0])))

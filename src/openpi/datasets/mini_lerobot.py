@@ -20,6 +20,7 @@ import tyro
 
 from openpi.datasets import mini_b1k  # shares its parquet / JSON writing helpers
 from openpi.datasets import video as _video
+from openpi.shared import cli
 
 TASKS = ("reach the red button", "push the block to the goal", "open the drawer")
 
@@ -127,5 +128,9 @@ def write(config: MiniLeRobotConfig) -> pathlib.Path:
     return root
 
 
-if __name__ == "__main__":
+def main() -> None:
     print(f"Wrote {write(tyro.cli(MiniLeRobotConfig, description=__doc__.split(chr(10) * 2)[0]))}")
+
+
+if __name__ == "__main__":
+    cli.run_main(main)

@@ -11,6 +11,7 @@ import os
 import pathlib
 
 import numpy as np
+import sentencepiece
 
 logger = logging.getLogger("openpi")
 
@@ -89,8 +90,6 @@ class PaligemmaTokenizer(_PromptTokenizer):
                 f"{model_path}`), set OPENPI_DATA_HOME to the openpi cache that holds {TOKENIZER_RELATIVE_PATH}, "
                 "pass path=..., or use FallbackTokenizer for offline tests and demos."
             )
-        import sentencepiece  # only needed when the real tokenizer is used
-
         self._sp = sentencepiece.SentencePieceProcessor(model_file=str(model_path))
 
     def _encode(self, text: str) -> list[int]:

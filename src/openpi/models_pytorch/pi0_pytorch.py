@@ -157,7 +157,7 @@ class PI0Pytorch(nn.Module):
             raise ValueError(f"Unsupported dtype {config.dtype!r}; use 'bfloat16' or 'float32'.")
         self._denoise_step = self.denoise_step
         if compile_mode is not None:
-            self.forward_with_metrics = torch.compile(self.forward_with_metrics, mode=compile_mode)
+            self.compute_loss_and_metrics = torch.compile(self.compute_loss_and_metrics, mode=compile_mode)
             self._denoise_step = torch.compile(self.denoise_step, mode=compile_mode)
 
     def to_bfloat16_keeping_float32_parts(self) -> "PI0Pytorch":
@@ -225,13 +225,7 @@ class PI0Pytorch(nn.Module):
 
     # ---- training --------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def sample_time(batch: int, device: torch.device) -> torch.Tensor:
-        """t ~ Beta(1.5, 1)·0.999 + 0.001 per sample (t = 1 is noise, t = 0 is data)."""
-        beta = torch.distributions.Beta(torch.tensor(1.5), torch.tensor(1.0)).sample((batch,))
-        return (beta * 0.999 + 0.001).to(device)
-
-    def forward_with_metrics(
+    def compute_loss_and_metrics(
         self,
         observation,
         actions: torch.Tensor,
@@ -241,14 +235,20 @@ class PI0Pytorch(nn.Module):
         train: bool = False,
         group_weights: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Weighted flow-matching loss [B, H] and the per-group metrics of ``pi0_loss_utils_pytorch``.
+        """Weighted flow-matching loss [B, H] and the per-group metrics of ``pi0_loss_utils_pytorch`` (the JAX
+        ``Pi0.compute_loss_and_metrics``).
 
-        ``train`` augments the images (random crop, rotation, colour jitter), like JAX ``compute_loss(train=True)``;
-        ``group_weights`` [G] are the ``adaptive`` strategy's current weights (held by the trainer).
+        ``noise`` [B, H, D] and ``time`` [B] default to N(0, I) and Beta(1.5, 1)·0.999 + 0.001 (t = 1 is noise,
+        t = 0 is data); ``train`` augments the images (random crop, rotation, colour jitter), like JAX
+        ``compute_loss(train=True)``; ``group_weights`` [G] are the ``adaptive`` strategy's current weights (held by
+        the trainer).
         """
         actions = actions.float()
         noise = torch.randn_like(actions) if noise is None else noise.float()
-        time = self.sample_time(actions.shape[0], actions.device) if time is None else time.float()
+        if time is None:
+            beta = torch.distributions.Beta(torch.tensor(1.5), torch.tensor(1.0)).sample(actions.shape[:1])
+            time = (beta * 0.999 + 0.001).to(actions.device)
+        time = time.float()
         t = time[:, None, None]
         x_t = t * noise + (1 - t) * actions
         u_t = noise - actions
@@ -266,7 +266,7 @@ class PI0Pytorch(nn.Module):
 
     def forward(self, observation, actions, noise=None, time=None, *, train: bool = False) -> torch.Tensor:
         """The weighted flow-matching loss [B, H]; the trainer means it."""
-        return self.forward_with_metrics(observation, actions, noise=noise, time=time, train=train)[0]
+        return self.compute_loss_and_metrics(observation, actions, noise=noise, time=time, train=train)[0]
 
     # ---- inference -------------------------------------------------------------------------------------------
 

@@ -104,13 +104,6 @@ def check_r1pro_layout(
 
 # --- Inputs / outputs: B1K dataset sample → model dict, model output → robot action. ---
 
-# The three rgb cameras used for training and the model image slot each one fills.
-B1K_CAMERAS = {
-    "observation.images.rgb.head": "base_0_rgb",
-    "observation.images.rgb.left_wrist": "left_wrist_0_rgb",
-    "observation.images.rgb.right_wrist": "right_wrist_0_rgb",
-}
-
 StateOrder = Literal["action", "baseline_2025"]
 
 
@@ -138,17 +131,6 @@ def proprio_to_state(proprio: np.ndarray, state_order: StateOrder = "action") ->
         return np.clip(width / MAX_GRIPPER_WIDTH, 0.0, 1.0) * 2.0 - 1.0
 
     return np.concatenate([base, trunk, left, to_unit(left_width), right, to_unit(right_width)], axis=-1)
-
-
-def b1k_repack_structure(camera_keys: Mapping[str, str] | None = None) -> dict:
-    """The `transforms.Repack` structure that turns a `LeRobotDataset` sample into B1KInputs' input."""
-    cameras = B1K_CAMERAS if camera_keys is None else camera_keys
-    return {
-        "images": {slot: key for key, slot in cameras.items()},
-        "state": "observation.state",
-        "actions": "action",
-        "prompt": "task",
-    }
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """BEHAVIOR-1K's R1Pro robot: where each body part sits in the action and proprio vectors, and how B1K numbers
 its episodes. The one place these numbers live; the policy transforms (`b1k_policy`), the LeRobot reader's B1K
 fallback and the miniature dataset writer all read them from here. Pure constants (no imports), so a dataset
-writer can use them without loading a model framework. Source: reference B1K.md.
+writer can use them without loading a model framework. Source: the public BEHAVIOR-1K repositories and
+the dataset card of ``behavior-1k/2025-challenge-demos``.
 
 Action vector (23 dims): base velocity 0:3, trunk 3:7, left arm 7:14, left gripper [14], right arm 15:22, right
 gripper [22]; models pad it to 32 dims. Ranges are half-open ``(start, end)``, grippers lists of single dims.

@@ -1,7 +1,7 @@
 """Training configs: ``TrainConfig``, data config factories, the named registry and the CLI.
 
-Every registered config is built by ``b1k_config`` (one builder, not copies), so the arm-focused variants
-differ from the baseline only in the loss-weighting fields. ``cli()`` takes ``--config-name=NAME`` or
+Every registered config is written out as one ``TrainConfig`` literal (its model with the loss strategy, action
+groups and weights, and its data config); a ``_demo`` twin is derived by ``demo_twin``. ``cli()`` takes ``--config-name=NAME`` or
 openpi's positional ``NAME`` and lets every field be overridden; invalid overrides (an unknown group, a
 negative weight) fail while the config is parsed, before any model or data is built.
 """
@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 import dataclasses
 import difflib
+import importlib
+import importlib.util
 import pathlib
 import sys
 from typing import Any
@@ -23,9 +25,15 @@ import numpy as np
 import tyro
 
 from openpi.datasets import episode_files
+from openpi.datasets import lerobot_meta as _lerobot_meta
+from openpi.models import model as _model
 from openpi.models import pi0_config
+from openpi.models import tokenizer as _tokenizer
 from openpi.policies import b1k_policy
+from openpi.policies import lerobot_policy
 from openpi.shared import action_groups as action_groups_lib
+from openpi.shared import cli as _cli
+from openpi.shared import normalize as _normalize
 from openpi.training import data_resolver
 
 ModelConfig = pi0_config.Pi0Config
@@ -167,8 +175,6 @@ class LeRobotDataConfig(DataConfigFactory):
     def robot_inputs(self) -> Any:
         """The robot's input transform (``lerobot_policy.LeRobotInputs``): the resolver's state conversion of
         ``robot``, then ``state_dims``."""
-        from openpi.policies import lerobot_policy
-
         order = data_resolver.STATE_ORDERS[self.robot]
         if order is None:
             return lerobot_policy.LeRobotInputs(state_dims=self.state_dims)
@@ -279,8 +285,16 @@ class TrainConfig:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The registry. One builder makes every B1K config; the variants differ only in what they pass to it.
+# The registry: every named config written out in full; each B1K config's `_demo` twin comes from `demo_twin`.
 
+# openpi's released base checkpoints; gs:// paths resolve to openpi's local cache ($OPENPI_DATA_HOME, default
+# ~/.cache/openpi), where an openpi user already has them. Nothing is downloaded.
+BASE_CHECKPOINTS = {
+    "pi0": "gs://openpi-assets/checkpoints/pi0_base/params",
+    "pi05": "gs://openpi-assets/checkpoints/pi05_base/params",
+}
+# R1Pro's true action layout (grippers combined); the model's padded dims 23:32 become the `padding` group.
+R1PRO_GROUPS = b1k_policy.R1PRO_ACTION_GROUPS_COMBINED_GRIPPERS
 ARM_FOCUSED_WEIGHTS = {"base": 1.0, "trunk": 2.0, "left_arm": 3.0, "right_arm": 3.0, "grippers": 2.5, "padding": 0.0}
 VERY_ARM_FOCUSED_WEIGHTS = {
     "base": 0.5,
@@ -293,83 +307,10 @@ VERY_ARM_FOCUSED_WEIGHTS = {
 # The 2025 BEHAVIOR challenge winners' recipe: trunk dims 3-5 and both arms relative to the current state; the
 # base velocities, trunk dim 6 and the grippers stay absolute.
 B1K_DELTA_ACTION_MASK = (False,) * 3 + (True,) * 3 + (False,) + (True,) * 7 + (False,) + (True,) * 7 + (False,)
+
 # Where the CPU demo and the `_demo` configs find the miniature B1K dataset (scripts/demo.py writes it).
 DEMO_DATASET_ROOT = "~/.cache/openpi/mini_b1k/v2.1"
 DEMO_REPO_ID = "openpi/mini_b1k"
-
-
-def lerobot_config(
-    name: str,
-    *,
-    data: LeRobotDataConfig,
-    action_groups: Mapping[str, action_groups_lib.GroupDims] | None,
-    strategy: str,
-    group_weights: Mapping[str, float] | None = None,
-    pi05: bool = True,
-    demo: bool = False,
-    model: Mapping[str, Any] | None = None,
-    exclude_padding: bool = False,
-    **train_fields: Any,
-) -> TrainConfig:
-    """A training config for any LeRobot robot. ``action_groups`` is the robot's layout; dims the model pads
-    (up to its action_dim) join a ``padding`` group of weight 0 (``exclude_padding`` drops them from the loss). The
-    layout drives the loss weighting and the per-group metrics of every strategy (``per_dimension`` gets each dim its group's weight). ``demo=True``
-    swaps in a tiny model and short schedule so the config trains on a CPU in minutes."""
-    model_fields: dict[str, Any] = {"pi05": pi05, **(DEMO_MODEL_FIELDS if demo else {}), **(model or {})}
-    action_dim = model_fields.get("action_dim", 32)
-    dimension_weights, groups = None, action_groups
-    if strategy == "per_dimension" and group_weights is not None and action_groups is not None:
-        groups, group_weights = action_groups_lib.complete_layout(action_groups, group_weights, action_dim)
-        spec = action_groups_lib.ActionGroups.create(groups, action_dim)
-        dimension_weights = tuple(float(v) for v in spec.dimension_weight_vector(group_weights))
-        group_weights = None
-    model_fields.update(
-        loss_weighting_strategy=strategy,
-        action_groups=groups,
-        group_weights=group_weights,
-        dimension_weights=dimension_weights,
-        exclude_padding=exclude_padding,
-    )
-    if demo:
-        train_fields = {**DEMO_TRAIN_FIELDS, **train_fields}
-    if train_fields.get("resume_from"):  # a curriculum phase reads the previous phase of the same kind
-        train_fields["resume_from"] = train_fields["resume_from"].format(demo="_demo" if demo else "", exp_name="{exp_name}")
-    return TrainConfig(name=name, model=pi0_config.Pi0Config(**model_fields), data=data, **train_fields)
-
-
-def b1k_config(
-    name: str,
-    *,
-    demo: bool = False,
-    pi05: bool = True,
-    data: Mapping[str, Any] | None = None,
-    **kwargs: Any,
-) -> TrainConfig:
-    """A B1K config: the generic LeRobot config with R1Pro's true action layout (grippers combined), B1K's
-    dataset and state conversion, action horizon 50 and openpi's base checkpoint (or the miniature dataset
-    with ``demo=True``)."""
-    data_fields: dict[str, Any] = dict(data or {})
-    if demo:
-        data_fields = {"repo_id": DEMO_REPO_ID, "root": DEMO_DATASET_ROOT, "tokenizer": "offline", **data_fields}
-    else:
-        kwargs = {"weight_path": BASE_CHECKPOINTS["pi05" if pi05 else "pi0"], **kwargs}
-    return lerobot_config(
-        name,
-        data=LeRobotDataConfig(**data_fields),
-        action_groups=b1k_policy.R1PRO_ACTION_GROUPS_COMBINED_GRIPPERS,
-        pi05=pi05,
-        demo=demo,
-        model={"action_dim": b1k_policy.PADDED_ACTION_DIM, "action_horizon": 50},
-        **kwargs,
-    )
-
-
-# openpi's released base checkpoints; gs:// paths resolve to openpi's local cache ($OPENPI_DATA_HOME, default
-# ~/.cache/openpi), where an openpi user already has them. Nothing is downloaded.
-BASE_CHECKPOINTS = {
-    "pi0": "gs://openpi-assets/checkpoints/pi0_base/params",
-    "pi05": "gs://openpi-assets/checkpoints/pi05_base/params",
-}
 # A model small enough to train on 2 CPU cores in minutes; the real architecture, shrunk.
 DEMO_MODEL_FIELDS: dict[str, Any] = dict(
     dtype="float32",
@@ -389,143 +330,264 @@ DEMO_TRAIN_FIELDS: dict[str, Any] = dict(
     lr_schedule=LRSchedule(warmup_steps=20, peak_lr=1e-3, decay_lr=1e-4),
 )
 
-# The simulator (openpi.sim, Meta-World): 39-dim state, action = xyz delta (arm) + gripper effort.
+# The simulator (openpi.sim, Meta-World): 39-dim state, action = xyz delta (arm) + gripper effort. Every
+# metaworld_demo* config is this one recipe (model, data, schedule) with its own loss weighting.
 SIM_DATASET_ROOT = "~/.cache/openpi/metaworld_demos"
 SIM_REPO_ID = "openpi/metaworld_demos"
 SIM_ACTION_GROUPS = {"arm": (0, 3), "gripper": (3, 4)}
 SIM_ARM_FOCUSED_WEIGHTS = {"arm": 1.0, "gripper": 3.0}
-# The tiny-model recipe for the simulator (see SOLUTIONS.md for what each choice did): pi0 (continuous state
+# The tiny model, changed for the simulator (see SOLUTIONS.md for what each choice did): pi0 (continuous state
 # token, a 48-token prompt; pi0.5 would put 39 state values into a ~240-token prompt), an embedding table the
 # size of the offline tokenizer's ids, a model action_dim that holds the 39-dim state, short chunks.
-SIM_MODEL_FIELDS: dict[str, Any] = dict(
-    vocab_size=512,
-    action_dim=40,
-    action_horizon=10,
-    max_token_len=48,
-    image_resolution=(32, 32),
+SIM_MODEL_FIELDS: dict[str, Any] = {
+    **DEMO_MODEL_FIELDS,
+    "pi05": False,
+    "vocab_size": 512,
+    "action_dim": 40,
+    "action_horizon": 10,
+    "max_token_len": 48,
+    "image_resolution": (32, 32),
+}
+SIM_TRAIN_FIELDS: dict[str, Any] = {
+    **DEMO_TRAIN_FIELDS,
+    "batch_size": 32,
+    "num_train_steps": 1500,
+    "save_interval": 1500,
+    "log_interval": 50,
+    "lr_schedule": LRSchedule(warmup_steps=50, peak_lr=1e-3, decay_steps=1500, decay_lr=1e-4),
+}
+SIM_DATA = LeRobotDataConfig(
+    repo_id=SIM_REPO_ID,
+    root=SIM_DATASET_ROOT,
+    image_keys={"base_0_rgb": "observation.images.scene", "left_wrist_0_rgb": "observation.images.wrist"},
+    robot="identity",
+    robot_action_dim=4,  # xyz delta + gripper
+    norm="zscore",
+    tokenizer="offline",
 )
-SIM_TRAIN_FIELDS: dict[str, Any] = dict(
-    batch_size=32,
-    num_train_steps=1500,
-    save_interval=1500,
-    log_interval=50,
-    lr_schedule=LRSchedule(warmup_steps=50, peak_lr=1e-3, decay_steps=1500, decay_lr=1e-4),
-)
 
 
-def sim_config(name: str, *, strategy: str, data: Mapping[str, Any] | None = None, **kwargs: Any) -> TrainConfig:
-    """A tiny pi0 config on the simulator's expert demonstrations (``openpi.sim.dataset``); ``data`` replaces
-    fields of the data config."""
-    data_config = LeRobotDataConfig(
-        repo_id=SIM_REPO_ID,
-        root=SIM_DATASET_ROOT,
-        image_keys={"base_0_rgb": "observation.images.scene", "left_wrist_0_rgb": "observation.images.wrist"},
-        robot="identity",
-        robot_action_dim=4,  # xyz delta + gripper
-        norm="zscore",
-        tokenizer="offline",
-        **(data or {}),
+def per_dimension_weights(
+    groups: Mapping[str, action_groups_lib.GroupDims], group_weights: Mapping[str, float], action_dim: int
+) -> tuple[float, ...]:
+    """Each dim's weight is its group's (the padding dims' 0): a ``per_dimension`` config's ``dimension_weights``
+    written as group weights."""
+    groups, group_weights = action_groups_lib.complete_layout(groups, group_weights, action_dim)
+    spec = action_groups_lib.ActionGroups.create(groups, action_dim)
+    return tuple(float(v) for v in spec.dimension_weight_vector(group_weights))
+
+
+def demo_twin(
+    config: TrainConfig, *, data: Mapping[str, Any] | None = None, model: Mapping[str, Any] | None = None
+) -> TrainConfig:
+    """``<name>_demo``: ``config``'s loss weighting and data recipe on the tiny model (``DEMO_MODEL_FIELDS``),
+    with the offline tokenizer and the short CPU schedule (``DEMO_TRAIN_FIELDS``), from random weights, so it
+    trains on a CPU in minutes. ``data`` / ``model`` change further fields (the B1K twins read the miniature
+    dataset). A curriculum phase resumes from the previous phase's twin."""
+    resume_from = config.resume_from
+    if resume_from:
+        phase, rest = resume_from.split("/", 1)
+        resume_from = f"{phase}_demo/{rest}"
+    return dataclasses.replace(
+        config,
+        name=f"{config.name}_demo",
+        model=dataclasses.replace(config.model, **DEMO_MODEL_FIELDS, **(model or {})),
+        data=dataclasses.replace(config.data, tokenizer="offline", **(data or {})),
+        weight_path=None,
+        resume_from=resume_from,
+        **DEMO_TRAIN_FIELDS,
     )
-    return lerobot_config(
-        name,
-        data=data_config,
-        action_groups=SIM_ACTION_GROUPS,
-        strategy=strategy,
-        pi05=False,
-        demo=True,
-        model=SIM_MODEL_FIELDS,
-        **{**SIM_TRAIN_FIELDS, **kwargs},
-    )
 
 
-_SIM_VARIANTS: list[tuple[str, dict[str, Any]]] = [
-    ("metaworld_demo", dict(strategy="uniform")),
-    ("metaworld_demo_original", dict(strategy="original")),
-    ("metaworld_demo_per_group", dict(strategy="per_group", group_weights=SIM_ARM_FOCUSED_WEIGHTS)),
-    ("metaworld_demo_masked", dict(strategy="uniform", exclude_padding=True)),
-    ("metaworld_demo_adaptive", dict(strategy="adaptive", exclude_padding=True)),
-    # The winners' per-timestep action normalization (Meta-World's actions are already deltas: no delta transform).
-    ("metaworld_demo_per_timestep", dict(strategy="uniform", data={"per_timestep_norm": True})),
-]
-
-_VARIANTS: list[tuple[str, dict[str, Any]]] = [
-    ("pi0_b1k", dict(strategy="original", pi05=False)),
-    ("pi05_b1k", dict(strategy="original")),
-    ("pi0_b1k_arm_focused", dict(strategy="per_group", group_weights=ARM_FOCUSED_WEIGHTS, exclude_padding=True)),
-    (
-        "pi0_b1k_very_arm_focused",
-        dict(strategy="per_group", group_weights=VERY_ARM_FOCUSED_WEIGHTS, exclude_padding=True),
-    ),
-    (
-        "pi0_b1k_simple_arm_focused",
-        dict(strategy="per_dimension", group_weights=ARM_FOCUSED_WEIGHTS, exclude_padding=True),
-    ),
-    ("pi0_b1k_uniform", dict(strategy="uniform")),
-    # Upstream's loss over the 23 real dims only: no hand-set weights, padding never trained.
-    ("pi0_b1k_masked", dict(strategy="uniform", exclude_padding=True)),
-    # Group weights from each group's own progress (``AdaptiveBalance``), padding excluded.
-    ("pi0_b1k_adaptive", dict(strategy="adaptive", exclude_padding=True)),
-    # The winners' data recipe with upstream's loss: delta actions and per-timestep action normalization.
-    (
-        "pi05_b1k_delta_pertimestep",
-        dict(strategy="uniform", data={"delta_action_mask": B1K_DELTA_ACTION_MASK, "per_timestep_norm": True}),
-    ),
-    # Curriculum: phase 1 on arm-heavy data only, phase 2 on everything from phase 1's weights.
-    (
-        "phase1_arm_heavy",
-        dict(
-            strategy="per_group",
-            group_weights=ARM_FOCUSED_WEIGHTS,
-            exclude_padding=True,
+def _b1k_configs() -> list[TrainConfig]:
+    """The B1K configs. ``LeRobotDataConfig()``'s defaults are B1K's dataset, cameras and R1Pro state conversion;
+    the model's defaults openpi's (action_dim 32, horizon 50). Every one but ``pi0_b1k`` is a pi0.5 model."""
+    return [
+        TrainConfig(
+            name="pi0_b1k",
+            model=ModelConfig(pi05=False, loss_weighting_strategy="original", action_groups=R1PRO_GROUPS),
+            data=LeRobotDataConfig(),
+            weight_path=BASE_CHECKPOINTS["pi0"],
+        ),
+        TrainConfig(
+            name="pi05_b1k",
+            model=ModelConfig(pi05=True, loss_weighting_strategy="original", action_groups=R1PRO_GROUPS),
+            data=LeRobotDataConfig(),
+            weight_path=BASE_CHECKPOINTS["pi05"],
+        ),
+        TrainConfig(
+            name="pi0_b1k_arm_focused",
+            model=ModelConfig(
+                pi05=True,
+                loss_weighting_strategy="per_group",
+                action_groups=R1PRO_GROUPS,
+                group_weights=ARM_FOCUSED_WEIGHTS,
+                exclude_padding=True,
+            ),
+            data=LeRobotDataConfig(),
+            weight_path=BASE_CHECKPOINTS["pi05"],
+        ),
+        TrainConfig(
+            name="pi0_b1k_very_arm_focused",
+            model=ModelConfig(
+                pi05=True,
+                loss_weighting_strategy="per_group",
+                action_groups=R1PRO_GROUPS,
+                group_weights=VERY_ARM_FOCUSED_WEIGHTS,
+                exclude_padding=True,
+            ),
+            data=LeRobotDataConfig(),
+            weight_path=BASE_CHECKPOINTS["pi05"],
+        ),
+        # The arm-focused weights as fixed per-dim weights, without the time weights.
+        TrainConfig(
+            name="pi0_b1k_simple_arm_focused",
+            model=ModelConfig(
+                pi05=True,
+                loss_weighting_strategy="per_dimension",
+                action_groups=R1PRO_GROUPS,
+                dimension_weights=per_dimension_weights(
+                    R1PRO_GROUPS, ARM_FOCUSED_WEIGHTS, b1k_policy.PADDED_ACTION_DIM
+                ),
+                exclude_padding=True,
+            ),
+            data=LeRobotDataConfig(),
+            weight_path=BASE_CHECKPOINTS["pi05"],
+        ),
+        TrainConfig(
+            name="pi0_b1k_uniform",
+            model=ModelConfig(pi05=True, loss_weighting_strategy="uniform", action_groups=R1PRO_GROUPS),
+            data=LeRobotDataConfig(),
+            weight_path=BASE_CHECKPOINTS["pi05"],
+        ),
+        # Upstream's loss over the 23 real dims only: no hand-set weights, padding never trained.
+        TrainConfig(
+            name="pi0_b1k_masked",
+            model=ModelConfig(
+                pi05=True, loss_weighting_strategy="uniform", action_groups=R1PRO_GROUPS, exclude_padding=True
+            ),
+            data=LeRobotDataConfig(),
+            weight_path=BASE_CHECKPOINTS["pi05"],
+        ),
+        # Group weights from each group's own progress (``AdaptiveBalance``), padding excluded.
+        TrainConfig(
+            name="pi0_b1k_adaptive",
+            model=ModelConfig(
+                pi05=True, loss_weighting_strategy="adaptive", action_groups=R1PRO_GROUPS, exclude_padding=True
+            ),
+            data=LeRobotDataConfig(),
+            weight_path=BASE_CHECKPOINTS["pi05"],
+        ),
+        # The winners' data recipe with upstream's loss: delta actions and per-timestep action normalization.
+        TrainConfig(
+            name="pi05_b1k_delta_pertimestep",
+            model=ModelConfig(pi05=True, loss_weighting_strategy="uniform", action_groups=R1PRO_GROUPS),
+            data=LeRobotDataConfig(delta_action_mask=B1K_DELTA_ACTION_MASK, per_timestep_norm=True),
+            weight_path=BASE_CHECKPOINTS["pi05"],
+        ),
+        # Curriculum: phase 1 on arm-heavy data only, phase 2 on everything from phase 1's weights.
+        TrainConfig(
+            name="phase1_arm_heavy",
+            model=ModelConfig(
+                pi05=True,
+                loss_weighting_strategy="per_group",
+                action_groups=R1PRO_GROUPS,
+                group_weights=ARM_FOCUSED_WEIGHTS,
+                exclude_padding=True,
+            ),
+            data=LeRobotDataConfig(episodes_path="{assets_dir}/arm_heavy_episodes.json"),
+            weight_path=BASE_CHECKPOINTS["pi05"],
             num_train_steps=20_000,
-            data={"episodes_path": "{assets_dir}/arm_heavy_episodes.json"},
         ),
-    ),
-    (
-        "phase2_full",
-        dict(
-            strategy="per_group",
-            group_weights=ARM_FOCUSED_WEIGHTS,
-            exclude_padding=True,
-            resume_from="phase1_arm_heavy{demo}/{exp_name}",
+        TrainConfig(
+            name="phase2_full",
+            model=ModelConfig(
+                pi05=True,
+                loss_weighting_strategy="per_group",
+                action_groups=R1PRO_GROUPS,
+                group_weights=ARM_FOCUSED_WEIGHTS,
+                exclude_padding=True,
+            ),
+            data=LeRobotDataConfig(),
+            weight_path=BASE_CHECKPOINTS["pi05"],
+            resume_from="phase1_arm_heavy/{exp_name}",
         ),
-    ),
-]
+    ]
 
 
-def generic_lerobot_config(name: str, *, demo: bool = False) -> TrainConfig:
-    """``lerobot`` / ``lerobot_demo``: any LeRobot dataset from command-line flags alone (dataset, camera map,
-    keys, state dims, action groups and weights); the state is used as stored, outputs keep the dataset's
-    action dims. The demo twin uses the tiny model, offline tokenizer and action horizon 10."""
-    data = LeRobotDataConfig(
-        repo_id="",
-        image_keys={},
-        robot="identity",
-        robot_action_dim=None,
-        tokenizer="offline" if demo else "paligemma",
-    )
-    return lerobot_config(
-        name,
-        data=data,
-        action_groups=None,
-        strategy="uniform",
-        demo=demo,
-        model={"action_horizon": 10} if demo else None,
-        **({} if demo else {"weight_path": BASE_CHECKPOINTS["pi05"]}),
-    )
+def _sim_configs() -> list[TrainConfig]:
+    """The simulator configs: one recipe (``SIM_MODEL_FIELDS``, ``SIM_DATA``, ``SIM_TRAIN_FIELDS``), six variants (five losses, one normalization)."""
+    return [
+        TrainConfig(
+            name="metaworld_demo",
+            model=ModelConfig(**SIM_MODEL_FIELDS, loss_weighting_strategy="uniform", action_groups=SIM_ACTION_GROUPS),
+            data=SIM_DATA,
+            **SIM_TRAIN_FIELDS,
+        ),
+        TrainConfig(
+            name="metaworld_demo_original",
+            model=ModelConfig(**SIM_MODEL_FIELDS, loss_weighting_strategy="original", action_groups=SIM_ACTION_GROUPS),
+            data=SIM_DATA,
+            **SIM_TRAIN_FIELDS,
+        ),
+        TrainConfig(
+            name="metaworld_demo_per_group",
+            model=ModelConfig(
+                **SIM_MODEL_FIELDS,
+                loss_weighting_strategy="per_group",
+                action_groups=SIM_ACTION_GROUPS,
+                group_weights=SIM_ARM_FOCUSED_WEIGHTS,
+            ),
+            data=SIM_DATA,
+            **SIM_TRAIN_FIELDS,
+        ),
+        TrainConfig(
+            name="metaworld_demo_masked",
+            model=ModelConfig(
+                **SIM_MODEL_FIELDS,
+                loss_weighting_strategy="uniform",
+                action_groups=SIM_ACTION_GROUPS,
+                exclude_padding=True,
+            ),
+            data=SIM_DATA,
+            **SIM_TRAIN_FIELDS,
+        ),
+        TrainConfig(
+            name="metaworld_demo_adaptive",
+            model=ModelConfig(
+                **SIM_MODEL_FIELDS,
+                loss_weighting_strategy="adaptive",
+                action_groups=SIM_ACTION_GROUPS,
+                exclude_padding=True,
+            ),
+            data=SIM_DATA,
+            **SIM_TRAIN_FIELDS,
+        ),
+        # The winners' per-timestep action normalization (Meta-World's actions are already deltas: no delta transform).
+        TrainConfig(
+            name="metaworld_demo_per_timestep",
+            model=ModelConfig(**SIM_MODEL_FIELDS, loss_weighting_strategy="uniform", action_groups=SIM_ACTION_GROUPS),
+            data=dataclasses.replace(SIM_DATA, per_timestep_norm=True),
+            **SIM_TRAIN_FIELDS,
+        ),
+    ]
 
 
 def _registry() -> dict[str, TrainConfig]:
-    configs = {}
-    for name, kwargs in _VARIANTS:
-        configs[name] = b1k_config(name, **kwargs)
-        demo_kwargs = {k: v for k, v in kwargs.items() if k != "num_train_steps"}
-        configs[f"{name}_demo"] = b1k_config(f"{name}_demo", demo=True, **demo_kwargs)
-    configs["lerobot"] = generic_lerobot_config("lerobot")
-    configs["lerobot_demo"] = generic_lerobot_config("lerobot_demo", demo=True)
-    for name, kwargs in _SIM_VARIANTS:
-        configs[name] = sim_config(name, **kwargs)
-    return configs
+    mini_b1k = {"repo_id": DEMO_REPO_ID, "root": DEMO_DATASET_ROOT}
+    # ``lerobot``: any LeRobot dataset from command-line flags alone (dataset, camera map, keys, state dims,
+    # action groups and weights); the state is used as stored, outputs keep the dataset's action dims.
+    lerobot = TrainConfig(
+        name="lerobot",
+        model=ModelConfig(pi05=True, loss_weighting_strategy="uniform"),
+        data=LeRobotDataConfig(repo_id="", image_keys={}, robot="identity", robot_action_dim=None),
+        weight_path=BASE_CHECKPOINTS["pi05"],
+    )
+    configs = []
+    for config in _b1k_configs():
+        configs += [config, demo_twin(config, data=mini_b1k)]
+    configs += [lerobot, demo_twin(lerobot, model={"action_horizon": 10}), *_sim_configs()]
+    return {config.name: config for config in configs}
 
 
 _CONFIGS: dict[str, TrainConfig] | None = None
@@ -542,9 +604,6 @@ def configs() -> dict[str, TrainConfig]:
 def _load_config_reference(reference: str) -> TrainConfig:
     """``path/to/file.py:NAME`` or ``package.module:NAME`` → the ``TrainConfig`` it names (or that the function
     it names returns). A config without a ``name`` takes ``NAME`` (its assets and checkpoints go under it)."""
-    import importlib
-    import importlib.util
-
     module_ref, attr = reference.rsplit(":", 1)
     if module_ref.endswith(".py"):
         path = pathlib.Path(module_ref).expanduser()
@@ -596,7 +655,7 @@ def with_config_overrides(args: Any, overrides: Sequence[str]) -> Any:
     if not overrides:
         return args
     if getattr(args, "config_name", None) is None:
-        raise SystemExit(f"error: unrecognized options {' '.join(overrides)} (config overrides need --config-name).")
+        _cli.fail(f"unrecognized options {' '.join(overrides)} (config overrides need --config-name).")
     return dataclasses.replace(args, config_overrides=tuple(overrides))
 
 
@@ -629,13 +688,11 @@ def cli(args: Sequence[str] | None = None, *, description: str | None = None) ->
         if any(a in ("-h", "--help") for a in rest):
             print((description + "\n\n" if description else "") + message)
             raise SystemExit(0)
-        sys.stderr.write("error: no config name given.\n" + message)
-        raise SystemExit(2)
+        _cli.fail("no config name given.\n" + message.rstrip("\n"))
     try:
         base = get_config(name)
     except ValueError as error:
-        sys.stderr.write(f"error: {error}\n")
-        raise SystemExit(2) from None
+        _cli.fail(str(error))
     config = tyro.cli(TrainConfig, default=base, args=rest, description=description)
     _check_loss_overrides(base, config, rest)
     if config.resume_from and "{exp_name}" in config.resume_from:
@@ -671,23 +728,14 @@ def _check_loss_overrides(base: TrainConfig, config: TrainConfig, args: Sequence
     given = {a.split("=", 1)[0].removeprefix("--model.").replace("-", "_") for a in args if a.startswith("--model.")}
     for field, reason in unused.items():
         if field in given:
-            sys.stderr.write(f"error: --model.{field.replace('_', '-')} has no effect: {reason}.\n")
-            raise SystemExit(2)
+            _cli.fail(f"--model.{field.replace('_', '-')} has no effect: {reason}.")
     for field in unused.keys() - unused_loss_fields(base.model).keys():
         warnings.warn(f"{config.name}'s model.{field} is not used: {unused[field]}.", UserWarning,
                       stacklevel=2)
 
 
-def _model_image_keys() -> tuple[str, ...]:
-    from openpi.models import model as _model
-
-    return tuple(_model.IMAGE_KEYS)
-
-
 def _dataset_action_dim(factory: LeRobotDataConfig) -> int | None:
     """The action size ``meta/info.json`` declares for ``action_key``, when the dataset is on disk."""
-    from openpi.datasets import lerobot_meta as _lerobot_meta
-
     try:
         meta = _lerobot_meta.LeRobotMetadata.load(_lerobot_meta.resolve_root(factory.repo_id or None, factory.root))
     except (FileNotFoundError, ValueError):
@@ -699,8 +747,6 @@ def _dataset_action_dim(factory: LeRobotDataConfig) -> int | None:
 def _robot_io(factory: LeRobotDataConfig, dataset_action_dim: int | None) -> tuple[Any, Any]:
     """The robot's input and output transforms (state conversion, and the robot's own action dims: the config's
     ``robot_action_dim``, else the dataset's action size)."""
-    from openpi.policies import lerobot_policy
-
     action_dim = factory.robot_action_dim or dataset_action_dim
     outputs = lerobot_policy.LeRobotOutputs(action_dim) if action_dim else None
     return factory.robot_inputs(), outputs
@@ -723,9 +769,9 @@ def _check_action_stats_shape(stats: Any, factory: LeRobotDataConfig, model_conf
 def _create_lerobot_data_config(
     factory: LeRobotDataConfig, assets_dirs: pathlib.Path, model_config: ModelConfig
 ) -> DataConfig:
+    # transforms imports torch (over a second): only building a data config needs it, not reading one, so tools
+    # that only parse configs (scripts/compute_norm_stats.py, the analysis tools' --help) stay free of it.
     from openpi import transforms as _transforms
-    from openpi.models import tokenizer as _tokenizer
-    from openpi.shared import normalize as _normalize
 
     decisions = data_resolver.resolve(factory, model_config, assets_dirs)
     norm_stats = _normalize.load(decisions.stats_dir) if decisions.stats_file.exists() else None
@@ -733,7 +779,7 @@ def _create_lerobot_data_config(
         _check_action_stats_shape(norm_stats["actions"], factory, model_config, decisions.stats_file)
     if not factory.image_keys:
         raise ValueError(
-            "data.image_keys maps no camera: map the model's cameras (" + ", ".join(_model_image_keys()) + ") to "
+            "data.image_keys maps no camera: map the model's cameras (" + ", ".join(_model.IMAGE_KEYS) + ") to "
             "the dataset's video keys, e.g. --data.image-keys base_0_rgb observation.images.top."
         )
 

@@ -23,8 +23,6 @@ from openpi.datasets import episode_files
 from openpi.datasets import lerobot as _lerobot
 from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.models import model_inputs as _inputs
-from openpi.policies import b1k_policy
-from openpi.shared import normalize as _normalize
 
 # Per-sample weights: an array aligned with the dataset, or a function of (episode_index[N], frame_index[N]).
 SampleWeights = np.ndarray | Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -269,33 +267,3 @@ def create_data_loader(
         rank=rank,
         world_size=world_size,
     )
-
-
-def b1k_transforms(
-    *,
-    norm_stats: dict[str, _normalize.NormStats] | None = None,
-    use_quantiles: bool = False,
-    state_order: b1k_policy.StateOrder = "action",
-    model_action_dim: int = 32,
-    image_size: int | None = 224,
-    tokenizer: _transforms.Tokenizer | None = None,
-    discrete_state_input: bool = False,
-    with_images: bool = True,
-) -> list[_transforms.DataTransformFn]:
-    """The B1K input pipeline: repack → B1KInputs → normalize → resize / tokenize / pad for the model.
-
-    Without images (statistics over a no-video dataset) the cameras are left out of the repack; without a
-    tokenizer the prompt stays a string.
-    """
-    cameras = b1k_policy.B1K_CAMERAS if with_images else {}
-    out: list[_transforms.DataTransformFn] = [
-        _transforms.Repack(b1k_policy.b1k_repack_structure(cameras)),
-        b1k_policy.B1KInputs(state_order=state_order),
-        _transforms.Normalize(norm_stats, use_quantiles=use_quantiles),
-    ]
-    if with_images and image_size is not None:
-        out.append(_transforms.ResizeImages(image_size, image_size))
-    if tokenizer is not None:
-        out.append(_transforms.TokenizePrompt(tokenizer, discrete_state_input))
-    out.append(_transforms.PadStatesAndActions(model_action_dim))
-    return out

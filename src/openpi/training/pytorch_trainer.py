@@ -155,14 +155,14 @@ def param_norm(model: nn.Module) -> torch.Tensor:
 
 
 class LossAndMetrics(nn.Module):
-    """Calls ``forward_with_metrics`` as ``forward``, so DDP's gradient sync wraps the call the trainer makes."""
+    """Calls ``compute_loss_and_metrics`` as ``forward``, so DDP's gradient sync wraps the call the trainer makes."""
 
     def __init__(self, model: pi0_pytorch.PI0Pytorch):
         super().__init__()
         self.model = model
 
     def forward(self, observation, actions, noise, time, group_weights=None):
-        return self.model.forward_with_metrics(observation, actions, noise=noise, time=time, group_weights=group_weights)
+        return self.model.compute_loss_and_metrics(observation, actions, noise=noise, time=time, group_weights=group_weights)
 
 
 # ---- checkpoints -----------------------------------------------------------------------------------------------

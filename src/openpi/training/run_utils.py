@@ -17,14 +17,13 @@ import os
 import pathlib
 import re
 import shutil
-import sys
 import time
 from typing import Any
 
 import numpy as np
 
-from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.datasets import video as _video
+from openpi.shared import cli as _cli
 from openpi.training import config as _config
 
 logger = logging.getLogger("openpi")
@@ -50,6 +49,11 @@ class InputError(ValueError):
 
 class CheckpointSaveError(RuntimeError):
     """A checkpoint could not be written; the previous checkpoint is kept and the partial one removed."""
+
+
+# What ends a training run with a message the user acts on (besides ``cli.USER_ERRORS``); the scripts that train
+# report them in one line.
+RUN_ERRORS = (NonFiniteLossError, CheckpointSaveError, ExperimentBusyError, _video.VideoDecodeError)
 
 
 def _lock(directory: pathlib.Path) -> None:
@@ -176,7 +180,7 @@ def step_dirs(directory: pathlib.Path) -> list[int]:
 
 def init_wandb(config: _config.TrainConfig, checkpoint_dir: pathlib.Path, *, resuming: bool, enabled: bool = True):
     """Starts (or resumes) the wandb run; offline with one notice when there are no credentials."""
-    import wandb
+    import wandb  # half a second to import: only a training run needs it, not the serving and analysis code
 
     if not (config.wandb_enabled and enabled):
         return wandb.init(mode="disabled")
@@ -287,28 +291,10 @@ class IntervalLogger:
 
 
 def training_main(train_fn, description: str) -> None:
-    """The body of ``scripts/train.py`` and ``scripts/train_pytorch.py``: parse the config, train, and exit
-    non-zero with the message when the loss goes non-finite or a file is missing / already there."""
+    """The body of ``scripts/train.py`` and ``scripts/train_pytorch.py``: parse the config and train; a user error,
+    a non-finite loss, a failed save, a busy experiment or a data error ends it in one ``error: ...`` line."""
     # force: an imported library may already have configured the root logger, which would hide our INFO lines.
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", force=True
     )
-    config = _config.cli(description=description)
-    try:
-        train_fn(config)
-    except (NonFiniteLossError, CheckpointSaveError) as error:
-        logging.error("%s", error)
-        sys.exit(1)
-    except (FileExistsError, FileNotFoundError, ExperimentBusyError, InputError) as error:
-        sys.exit(f"error: {error}")  # experiment dir, dataset, norm stats, weights
-    except (_lerobot_meta.DatasetFormatError, _video.VideoDecodeError) as error:  # also when re-raised by a worker
-        sys.exit(f"error: {_original_message(error)}")
-
-
-def _original_message(error: BaseException) -> str:
-    """The message of an error a data-loader worker raised (torch re-raises it wrapped in its traceback text)."""
-    text = str(error)
-    if "Original Traceback" not in text:
-        return text
-    last = [line for line in text.splitlines() if line.strip()][-1]
-    return re.sub(r"^[\w.]+(Error|Exception): ", "", last)
+    _cli.run_main(lambda: train_fn(_config.cli(description=description)), user_errors=RUN_ERRORS)
