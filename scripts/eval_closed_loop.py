@@ -15,14 +15,18 @@ replans; ``ensemble`` and ``prefix`` are the server's other modes.
 from __future__ import annotations
 
 import dataclasses
-import os
 import pathlib
-import sys
 from typing import Literal
 
 import tyro
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+from openpi.policies import policy_config
+from openpi.serving import chunking
+from openpi.shared import cli
+from openpi.sim import closed_loop
+from openpi.sim import metaworld_env  # sets MUJOCO_GL=egl (headless) before anything imports MuJoCo
+from openpi.sim import rollout
+from openpi.training import config as _config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,17 +55,10 @@ class Args:
 
 
 def make_policy_factory(args: Args):
-    from openpi.sim import metaworld_env
-    from openpi.sim import rollout
-
     if args.policy == "expert":
         return metaworld_env.Expert
     if not args.config_name or not args.checkpoint:
         raise ValueError("--policy model needs --config-name and --checkpoint (or use --policy expert).")
-    from openpi.policies import policy_config
-    from openpi.serving import chunking
-    from openpi.training import config as _config
-
     train_config = _config.get_config(args.config_name)
     trained = policy_config.create_trained_policy(
         train_config, args.checkpoint, num_steps=args.denoising_steps, framework=args.framework
@@ -73,8 +70,6 @@ def make_policy_factory(args: Args):
 
 
 def main(args: Args) -> dict:
-    from openpi.sim import closed_loop
-
     if args.episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {args.episodes}.")
     report = closed_loop.evaluate(
@@ -92,8 +87,5 @@ def main(args: Args) -> dict:
 
 
 if __name__ == "__main__":
-    parsed = tyro.cli(Args, description=__doc__)
-    try:
-        main(parsed)
-    except (FileNotFoundError, ValueError, ImportError) as error:
-        sys.exit(f"error: {error}")
+    # ImportError: the sim extra is missing (the message names the install command).
+    cli.run_main(lambda: main(tyro.cli(Args, description=__doc__)), user_errors=(ImportError,))

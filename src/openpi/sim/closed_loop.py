@@ -15,6 +15,7 @@ import pathlib
 from typing import Any
 
 import numpy as np
+from PIL import Image
 import tqdm
 
 from openpi.sim import dataset as _dataset
@@ -94,8 +95,6 @@ def evaluate(
 
 def write_filmstrip(episode: rollout.Episode, path: pathlib.Path, frames: int = 8) -> pathlib.Path:
     """Evenly spaced scene and wrist frames of an episode, one column per time (PNG)."""
-    from PIL import Image
-
     picks = np.linspace(0, len(episode.frames) - 1, frames).round().astype(int)
     rows = [np.concatenate([episode.frames[i][key] for i in picks], axis=1) for key in episode.frames[0]]
     path.parent.mkdir(parents=True, exist_ok=True)

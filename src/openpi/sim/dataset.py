@@ -16,6 +16,8 @@ import pathlib
 import shutil
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import tqdm
 import tyro
 
@@ -108,9 +110,6 @@ def _features(config: SimDatasetConfig) -> dict:
 
 def write_dataset(config: SimDatasetConfig, progress: bool = True) -> pathlib.Path:
     """Records the expert demonstrations and returns the dataset root."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     root = pathlib.Path(config.root).expanduser()
     if root.exists() and any(root.iterdir()):
         if not config.overwrite:
