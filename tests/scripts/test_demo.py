@@ -111,3 +111,19 @@ def test_closed_loop_table_quotes_every_runs_eval_json(demo_run):
             assert f"{np.mean(rates):.2f} ± {np.std(rates):.2f}" in summary_line
     for name in ("sim_success.png", "sim_loss_curves.png"):
         assert (out / name).stat().st_size > 1000
+
+
+def test_closed_loop_comparison_continues_from_finished_runs(demo_run, monkeypatch):
+    args, result, out = demo_run
+    if not args.sim.enabled:
+        pytest.skip("needs the sim extra: pip install -e '.[sim]'")
+    from openpi.sim import closed_loop
+    from openpi.training import jax_trainer
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a finished run was repeated")
+
+    monkeypatch.setattr(jax_trainer, "train", refuse)
+    monkeypatch.setattr(closed_loop, "evaluate", refuse)
+    again = importlib.import_module("demo_sim").run(args.sim, args.seeds, out)
+    assert again["summary"] == result["sim"]["summary"]
