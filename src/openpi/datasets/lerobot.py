@@ -167,7 +167,11 @@ class LeRobotDataset:
         frames = self._frames.get((episode_index, key))
         if frames is None:
             length = self.meta.episode(episode_index).length
-            frames = np.stack([self._decode(episode_index, key, i) for i in range(length)])
+            try:
+                frames = np.stack([self._decode(episode_index, key, i) for i in range(length)])
+            except _video.VideoDecodeError:
+                # A damaged video is not cached: its good frames still read, and an error names the frame asked for.
+                return self._decode(episode_index, key, frame_index)
             self._frames[(episode_index, key)] = frames
         return frames[frame_index]
 
