@@ -65,7 +65,6 @@ def make_policy_factory(args: Args):
     )
     horizon = train_config.model.action_horizon
     chunking_config = chunking.ChunkingConfig(mode=args.mode, replan_every=args.execute_steps or max(1, horizon // 2))
-    chunking_config.validate(horizon)
     return lambda _task: rollout.model_policy(trained, chunking_config, horizon=horizon)
 
 
