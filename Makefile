@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install -e '.[dev,sim]'
+	$(PY) -m pip install --no-deps robosuite==1.5.2  # see the sim extra in pyproject.toml
 	touch $(STAMP)
 
 $(CLIENT_STAMP):
