@@ -70,7 +70,9 @@ def test_graph_is_read():
     graph = _graph()
     assert "openpi.training.config" in graph["openpi.training.jax_trainer"]  # the reader sees real edges
     assert "openpi.training.config" in graph["openpi.analysis.sources"]
-    assert "openpi.transforms" in graph["openpi.training.config"]  # function-level imports count
+    assert "openpi.transforms" in graph["openpi.training.data_config"]
+    function_level = ast.parse("def f():\n    from openpi import transforms\n")
+    assert _imports(function_level, {"openpi.transforms"}) == {"openpi.transforms"}  # function-level imports count
     assert _cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]
 
 

@@ -18,7 +18,6 @@ from typing import runtime_checkable
 import warnings
 
 import numpy as np
-import torch
 
 from openpi.shared import normalize as _normalize
 
@@ -288,6 +287,10 @@ def resize_with_pad(image: np.ndarray, height: int, width: int) -> np.ndarray:
     scale = min(height / h, width / w)
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
     # Pixel-centre bilinear sampling (align_corners=False), in torch for speed: this runs per camera per sample.
+    # torch is imported here, not at module top: building or reading a config imports this module, and torch's
+    # import (over a second) would slow every tool that only parses configs.
+    import torch
+
     source = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
     resized = torch.nn.functional.interpolate(source, size=(new_h, new_w), mode="bilinear", align_corners=False)
     resized = resized[0].permute(1, 2, 0).numpy()

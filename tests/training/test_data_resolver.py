@@ -91,8 +91,8 @@ def test_every_consumer_takes_the_resolvers_answers(name, mini_v21, tmp_path, mo
     # The policy loader falls back to the same file.
     seen = {}
 
-    def capture(step_dir, data_config, fallback):
-        seen["fallback"] = fallback
+    def capture(step_dir, data_config):
+        seen["fallback"] = data_config.stats_file
         raise _Stop
 
     (tmp_path / "ckpt" / "params").mkdir(parents=True)

@@ -26,7 +26,6 @@ from openpi import datasets as _datasets
 from openpi.analysis import arm_heavy
 from openpi.analysis import common
 from openpi.analysis import evaluation
-from openpi.datasets import episode_files
 from openpi.datasets import lerobot as _lerobot
 from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.datasets import stats as _dataset_stats
@@ -79,6 +78,7 @@ class Source:
     norm_stats_path: pathlib.Path | None  # an existing norm_stats.json, if any
     config_name: str | None
     config: Any = None  # the TrainConfig when resolved from a config name
+    data_config: Any = None  # its resolved DataConfig (stats file, norm, state transform, episode list)
 
 
 def trains_transformed_actions(config: Any) -> bool:
@@ -93,7 +93,7 @@ def resolve(args: SourceArgs, *, policy_outputs: bool = False) -> Source:
 
     ``policy_outputs``: the caller compares a policy's (absolute, raw-unit) outputs with the action column, which
     works for delta / per-timestep configs too; errors are then normalized with the column's own stats."""
-    config = None
+    config = data_config = None
     if args.config_name is not None:
         config = _config.get_config(args.config_name, args.config_overrides)
         if trains_transformed_actions(config) and not policy_outputs:
@@ -110,9 +110,9 @@ def resolve(args: SourceArgs, *, policy_outputs: bool = False) -> Source:
             roles, where = _groups.body_roles(groups.names), f"R1Pro's, as config {args.config_name!r} has none"
         weighting, horizon = config.model.loss_weighting, config.model.action_horizon
         action_key = config.data.action_key
-        decisions = data_resolver.resolve_train_config(config)
-        norm = decisions.norm
-        stats_dir = None if trains_transformed_actions(config) else decisions.stats_dir
+        data_config = config.data_config()
+        norm = data_config.norm
+        stats_dir = None if trains_transformed_actions(config) else data_config.stats_dir
     else:
         if args.repo_id is None and args.root is None:
             raise ValueError("Name a training config (--config-name) or a dataset (--repo-id and/or --root).")
@@ -146,6 +146,7 @@ def resolve(args: SourceArgs, *, policy_outputs: bool = False) -> Source:
         norm_stats_path=stats_file if stats_file is not None and stats_file.exists() else None,
         config_name=args.config_name,
         config=config,
+        data_config=data_config,
     )
 
 
@@ -219,8 +220,8 @@ def load_norm_stats(source: Source, table: common.ActionTable) -> tuple[_normali
 def _state_transform(source: Source):
     """The state conversion training applies: the config's robot and state dims, else the dataset's (B1K's for
     a 256-dim proprio, none otherwise)."""
-    if source.config is not None:
-        return data_resolver.resolve_train_config(source.config).state_transform
+    if source.data_config is not None:
+        return source.data_config.state_transform
     shape = source.meta.features.get("observation.state", {}).get("shape") or [0]
     return data_resolver.state_transform(data_resolver.robot_for_state(shape[-1]))
 
@@ -262,13 +263,11 @@ def load_skill_labels(root: pathlib.Path, table: common.ActionTable) -> dict[int
 def heldout_episodes(source: Source, candidates: Sequence[int], per_task: int) -> list[int]:
     """Up to ``per_task`` episodes per task from ``candidates``, excluding the config's training-episode list
     (``data_resolver.heldout_episodes``); says so on stderr when a config has no list (held-out = trained on)."""
-    training = None
-    if source.config is not None:
-        episodes_path = data_resolver.resolve_train_config(source.config).episodes_path
-        if episodes_path is not None:
-            training = episode_files.load_episode_list(episodes_path)
-    chosen, notice = data_resolver.heldout_episodes(training, candidates, episode_tasks(source.meta), per_task)
-    if notice is not None and source.config is not None:
+    tasks = episode_tasks(source.meta)
+    if source.data_config is None:  # a dataset named without a config: nothing is known to be trained on
+        return data_resolver.heldout_episodes(None, candidates, tasks, per_task)[0]
+    chosen, notice = source.data_config.heldout_episodes(candidates, tasks, per_task)
+    if notice is not None:
         print(f"notice: {notice}.", file=sys.stderr)
     return chosen
 
@@ -317,7 +316,7 @@ def with_checkpoint_norm_stats(source: Source, checkpoint: str) -> Source:
     """``source`` reading the norm stats stored in the checkpoint (what its policy normalizes with), if it has them."""
     if trains_transformed_actions(source.config):  # its stats are not those of the absolute actions compared here
         return source
-    stored = checkpoint_io.resolve_step_dir(checkpoint) / "assets" / data_resolver.resolve_train_config(source.config).asset_id / _normalize.NORM_STATS_FILE
+    stored = checkpoint_io.resolve_step_dir(checkpoint) / "assets" / source.data_config.asset_id / _normalize.NORM_STATS_FILE
     return dataclasses.replace(source, norm_stats_path=stored) if stored.exists() else source
 
 

@@ -15,15 +15,15 @@ from openpi.policies import policy as _policy
 from openpi.shared import normalize as _normalize
 from openpi.training import checkpoint_io as _checkpoint_io
 from openpi.training import config as _config
-from openpi.training import data_resolver
 
 logger = logging.getLogger("openpi")
 
 def load_norm_stats(
-    step_dir: pathlib.Path, data_config: _config.DataConfig, fallback: pathlib.Path
+    step_dir: pathlib.Path, data_config: _config.DataConfig
 ) -> tuple[dict[str, _normalize.NormStats], str]:
-    """The norm stats the checkpoint was trained with (its assets), else the config's (``fallback``, the file
-    ``data_config.norm_stats`` was read from) with a warning."""
+    """The norm stats the checkpoint was trained with (its assets), else the config's (``data_config.stats_file``)
+    with a warning."""
+    fallback = data_config.stats_file
     stored = step_dir / "assets" / data_config.asset_id
     if (stored / _normalize.NORM_STATS_FILE).exists():
         return _normalize.load(stored), str(stored / _normalize.NORM_STATS_FILE)
@@ -80,16 +80,12 @@ def create_trained_policy(
     framework = framework or kind
     if framework not in ("jax", "pytorch"):
         raise ValueError(f"framework must be 'jax' or 'pytorch', got {framework!r}.")
-    data_config = train_config.data.create(train_config.assets_dirs, train_config.model)
-    stats_file = data_resolver.resolve_train_config(train_config).stats_file
-    norm_stats, stats_origin = load_norm_stats(step_dir, data_config, stats_file)
+    data_config = train_config.data_config()
+    norm_stats, stats_origin = load_norm_stats(step_dir, data_config)
     build = _jax_model if framework == "jax" else _pytorch_model
     model = build(train_config.model, step_dir, kind)
     use_quantiles = data_config.use_quantile_norm
     repack = _without_actions(data_config.repack_transforms)
-    input_keys = {
-        key for t in repack if isinstance(t, _transforms.Repack) for key in _transforms.flatten_dict(t.structure).values()
-    }
     logger.info("Loaded %s checkpoint %s into %s; norm stats from %s.", kind, step_dir, framework, stats_origin)
     return _policy.Policy(
         model,
@@ -113,6 +109,6 @@ def create_trained_policy(
             "framework": framework,
             "norm_stats": stats_origin,
             "config_name": train_config.name,
-            "input_keys": sorted(input_keys),  # the raw observation keys the policy reads
+            "input_keys": sorted(data_config.observation_keys),  # the raw observation keys the policy reads
         },
     )

@@ -236,15 +236,9 @@ def create_data_loader(
         *data_config.model_transforms.inputs,
     ]
     meta = _lerobot_meta.LeRobotMetadata.load(_lerobot_meta.resolve_root(data_config.repo_id, data_config.root))
-    wanted = {
-        key
-        for t in data_config.repack_transforms.inputs
-        if isinstance(t, _transforms.Repack)
-        for key in _transforms.flatten_dict(t.structure).values()
-    }
-    camera_keys = [k for k in meta.video_keys if k in wanted] if wanted else None
+    camera_keys = [k for k in meta.video_keys if k in data_config.input_keys]
     sample_weights = None
-    if getattr(data_config, "sample_weights_path", None):
+    if data_config.sample_weights_path:
         sample_weights = episode_files.sample_weight_fn(data_config.sample_weights_path)
     return create_lerobot_data_loader(
         data_config.repo_id,
@@ -253,7 +247,7 @@ def create_data_loader(
         action_horizon=config.model.action_horizon,
         batch_size=config.batch_size,
         camera_keys=camera_keys,
-        episodes=data_config.episodes,
+        episodes=data_config.training_episodes(),
         action_key=data_config.action_key,
         sample_weights=sample_weights,
         shuffle=shuffle,

@@ -7,8 +7,6 @@ truncated data file, a video shorter than its episode, missing weights) stops th
 
 from __future__ import annotations
 
-import pathlib
-
 import numpy as np
 
 from openpi import transforms as _transforms
@@ -16,13 +14,8 @@ from openpi.datasets import lerobot as _lerobot
 from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.datasets import verify as _verify
 from openpi.training import config as _config
-from openpi.training import data_resolver
 from openpi.training import run_utils
 from openpi.training import weight_loaders as _weight_loaders
-
-
-def _stats_file(config: _config.TrainConfig) -> pathlib.Path:
-    return data_resolver.resolve(config.data, config.model, config.assets_dirs).stats_file
 
 
 def norm_stats_command(config: _config.TrainConfig, data_config: _config.DataConfig) -> str:
@@ -30,7 +23,7 @@ def norm_stats_command(config: _config.TrainConfig, data_config: _config.DataCon
     parts = ["python scripts/compute_norm_stats.py", f"--config-name={config.name}"]
     if data_config.root:
         parts.append(f"--root={data_config.root}")
-    parts.append(f"--output-dir={_stats_file(config).parent}")
+    parts.append(f"--output-dir={data_config.stats_dir}")
     return " ".join(parts)
 
 
@@ -39,7 +32,7 @@ def check_norm_stats_exist(config: _config.TrainConfig, data_config: _config.Dat
     values: an error naming the expected file and the command that writes it."""
     if data_config.norm_stats is None:
         raise run_utils.InputError(
-            f"Norm stats not found: {_stats_file(config)} does not exist, and config {config.name!r} "
+            f"Norm stats not found: {data_config.stats_file} does not exist, and config {config.name!r} "
             f"normalizes state and actions. Write it with `{norm_stats_command(config, data_config)}`, or point "
             "--data.assets.assets-dir / --data.assets.asset-id at existing stats."
         )
@@ -53,7 +46,7 @@ def check_norm_stats_dims(config: _config.TrainConfig, data_config: _config.Data
         data_dims, stats_dims = sample[key].shape[-1], np.shape(stats.mean)[-1]
         if data_dims != stats_dims:
             raise run_utils.InputError(
-                f"Norm stats {_stats_file(config)} have {stats_dims} dims for '{key}' but the data has "
+                f"Norm stats {data_config.stats_file} have {stats_dims} dims for '{key}' but the data has "
                 f"{data_dims} (after the robot transforms of config {config.name!r}). They were computed for another "
                 f"dataset or robot; recompute them with `{norm_stats_command(config, data_config)}`."
             )
@@ -73,20 +66,20 @@ def check_inputs(config: _config.TrainConfig, data_config: _config.DataConfig, *
     and the starting weights exist. Raises with a message naming the file."""
     check_weights_exist(config)
     check_norm_stats_exist(config, data_config)
-    if data_config.episodes is not None and not data_config.episodes:
-        episodes_path = data_resolver.resolve(config.data, config.model, config.assets_dirs).episodes_path
-        raise run_utils.InputError(f"The episode list {episodes_path} selects no "
+    episodes = data_config.training_episodes()
+    if episodes is not None and not episodes:
+        raise run_utils.InputError(f"The episode list {data_config.episodes_path} selects no "
                                    "episodes; rewrite it with scripts/filter_arm_heavy_episodes.py (e.g. a lower "
                                    "threshold) or drop --data.episodes-path.")
+    data_config.model_transforms  # noqa: B018  # builds the tokenizer: a missing one fails here, not at step 1
     meta = _lerobot_meta.LeRobotMetadata.load(_lerobot_meta.resolve_root(data_config.repo_id, data_config.root))
-    structure = [t.structure for t in data_config.repack_transforms.inputs if isinstance(t, _transforms.Repack)]
-    wanted = {key for s in structure for key in _transforms.flatten_dict(s).values()}
+    wanted = set(data_config.input_keys)
     video_keys = [k for k in meta.video_keys if k in wanted]
     columns = [k for k in wanted if k in meta.features and k not in meta.video_keys]
-    _verify.check_files(meta, data_config.episodes, columns=columns, video_keys=video_keys, progress=progress)
+    _verify.check_files(meta, episodes, columns=columns, video_keys=video_keys, progress=progress)
     dataset = _lerobot.LeRobotDataset(
         root=meta.root,
-        episodes=(meta.episode_indices if data_config.episodes is None else data_config.episodes)[:1],
+        episodes=(meta.episode_indices if episodes is None else episodes)[:1],
         action_horizon=config.model.action_horizon,
         camera_keys=video_keys,
         action_key=data_config.action_key,
