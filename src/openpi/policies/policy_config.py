@@ -26,7 +26,9 @@ def load_norm_stats(
     fallback = data_config.stats_file
     stored = step_dir / "assets" / data_config.asset_id
     if (stored / _normalize.NORM_STATS_FILE).exists():
-        return _normalize.load(stored), str(stored / _normalize.NORM_STATS_FILE)
+        stats = _normalize.load(stored)
+        _normalize.check_usable(stats, stored / _normalize.NORM_STATS_FILE)
+        return stats, str(stored / _normalize.NORM_STATS_FILE)
     if data_config.norm_stats is None:
         raise FileNotFoundError(
             f"No norm stats for {step_dir}: neither {stored / _normalize.NORM_STATS_FILE} (the checkpoint's assets) "

@@ -25,6 +25,17 @@ def run_main(main: Callable[[], object], *, user_errors: tuple[type[BaseExceptio
         main()
     except (*USER_ERRORS, *user_errors) as error:
         fail(error_message(error))
+    except KeyError as error:
+        if not is_explained(error):
+            raise
+        fail(error_message(error))
+
+
+def is_explained(error: KeyError) -> bool:
+    """A ``KeyError`` the project raised on purpose carries a sentence naming the key and what exists (``Episode 7
+    is not in ...``): that is a user error. A bare lookup's ``KeyError('x')`` is a bug and keeps its traceback."""
+    text = error.args[0] if error.args else ""
+    return isinstance(text, str) and " " in text.strip() and text.rstrip().endswith((".", ")"))
 
 
 def error_message(error: BaseException) -> str:

@@ -215,4 +215,26 @@ def load(directory: pathlib.Path | str) -> dict[str, NormStats]:
         raise FileNotFoundError(
             f"Norm stats file not found: {path}. Compute it with `python scripts/compute_norm_stats.py`."
         )
-    return deserialize_json(path.read_text())
+    try:
+        return deserialize_json(path.read_text())
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(
+            f"{path} is not a readable norm-stats file ({type(error).__name__}: {error}); it may be truncated. "
+            "Recompute it with scripts/compute_norm_stats.py."
+        ) from None
+
+
+def check_usable(norm_stats: dict[str, NormStats], path: pathlib.Path | str) -> None:
+    """Stats a policy can train or act with: an ``actions`` entry (without one, actions would stay raw) and only
+    finite numbers (a NaN or inf would poison every normalized value). Raises ``ValueError`` naming the file."""
+    if "actions" not in norm_stats:
+        raise ValueError(f"{path} has no 'actions' entry (it has {sorted(norm_stats)}): actions would not be "
+                         "normalized. Recompute it with scripts/compute_norm_stats.py.")
+    for key, stats in norm_stats.items():
+        for name in ("mean", "std", "q01", "q99"):
+            values = getattr(stats, name)
+            if values is not None and not np.all(np.isfinite(values)):
+                bad = np.argwhere(~np.isfinite(np.atleast_1d(values)))[:, -1].tolist()
+                raise ValueError(f"{path}: '{key}' {name} is not finite at dims {bad}. Recompute it with "
+                                 "scripts/compute_norm_stats.py (are there NaNs in the data?).")
+

@@ -139,7 +139,7 @@ def check_action_dims(model_config: pi0_config.Pi0Config, robot_action_dim: int 
         beyond = [d for d in dims if d >= robot_action_dim]
         if name != _lw.PADDING_GROUP and beyond:
             raise ValueError(
-                f"{where}: action group '{name}' ({_groups.dims_to_text(dims)}) reaches past the data's "
+                f"{where}: action group '{name}' ({_groups.dims_to_text(list(dims))}) reaches past the data's "
                 f"{robot_action_dim} real action dims (dims {beyond} are zero padding). Fix --model.action-groups, or "
                 f"--data.robot-action-dim if the robot has more dims."
             )
@@ -192,7 +192,8 @@ def create(
     naming the field for a data config that cannot work with this model."""
     decisions = data_resolver.resolve(factory, model_config, assets_dirs)
     norm_stats = _normalize.load(decisions.stats_dir) if decisions.stats_file.exists() else None
-    if norm_stats is not None and "actions" in norm_stats:
+    if norm_stats is not None:
+        _normalize.check_usable(norm_stats, decisions.stats_file)
         _check_action_stats_shape(
             norm_stats["actions"], decisions.per_timestep_norm, model_config.action_horizon, decisions.stats_file
         )

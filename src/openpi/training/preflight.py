@@ -7,8 +7,11 @@ truncated data file, a video shorter than its episode, missing weights) stops th
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
+from openpi import datasets as _datasets
 from openpi import transforms as _transforms
 from openpi.datasets import lerobot as _lerobot
 from openpi.datasets import lerobot_meta as _lerobot_meta
@@ -52,6 +55,48 @@ def check_norm_stats_dims(config: _config.TrainConfig, data_config: _config.Data
             )
 
 
+# How far the data's spread may stray from the stats' (ratio of stds, median over dims) before the stats are
+# reported as probably another dataset's: episodes differ, datasets differ by orders of magnitude.
+STATS_MISMATCH_RATIO = 10.0
+
+
+def check_stats_match_data(
+    data_config: _config.DataConfig, meta: _lerobot_meta.LeRobotMetadata, episodes, *, max_episodes: int = 8
+) -> list[str]:
+    """Warns (and returns the warnings) when the state or action columns of a few episodes have a spread far from
+    the norm stats' (median std ratio outside 1/STATS_MISMATCH_RATIO .. STATS_MISMATCH_RATIO): stats of another
+    dataset with the same dims would otherwise be accepted silently. Reads parquet columns only."""
+    chosen = list(meta.episode_indices if episodes is None else episodes)
+    chosen = [chosen[i] for i in np.linspace(0, len(chosen) - 1, min(max_episodes, len(chosen))).astype(int)]
+    columns = {"state": data_config.state_key}
+    if not (data_config.per_timestep_norm or any(data_config.delta_action_mask or ())):  # stats of raw actions
+        columns["actions"] = data_config.action_key
+    columns = {k: c for k, c in columns.items() if k in data_config.norm_stats and c in meta.features}
+    data = _datasets.read_columns(meta, list(columns.values()), episodes=chosen, progress=False)
+    messages = []
+    for key, column in columns.items():
+        values = np.asarray(data[column], dtype=np.float64).reshape(len(data[column]), -1)
+        if key == "state" and data_config.state_transform is not None:
+            values = np.asarray(data_config.state_transform(values), dtype=np.float64)
+        stats_std = np.asarray(data_config.norm_stats[key].std, dtype=np.float64).reshape(-1)
+        if values.shape[-1] != stats_std.shape[-1]:
+            continue  # check_norm_stats_dims names this mismatch
+        data_std = values.std(axis=0)
+        live = (stats_std > 1e-6) & (data_std > 1e-6)
+        if not live.any():
+            continue
+        ratio = float(np.median(data_std[live] / stats_std[live]))
+        if not 1 / STATS_MISMATCH_RATIO <= ratio <= STATS_MISMATCH_RATIO:
+            messages.append(
+                f"Norm stats {data_config.stats_file} look like another dataset's: the '{key}' column of {len(chosen)} "
+                f"episodes of {meta.root} spreads {ratio:.3g}x the stats' std (median over dims). Recompute them "
+                "with scripts/compute_norm_stats.py if they belong to other data."
+            )
+    for message in messages:
+        warnings.warn(message, UserWarning, stacklevel=2)
+    return messages
+
+
 def check_weights_exist(config: _config.TrainConfig) -> None:
     """``weight_path`` points at something local (``gs://`` paths are looked up in openpi's cache)."""
     if config.weight_path is None:
@@ -88,3 +133,4 @@ def check_inputs(config: _config.TrainConfig, data_config: _config.DataConfig, *
         dataset[0]
     )
     check_norm_stats_dims(config, data_config, sample)
+    check_stats_match_data(data_config, meta, episodes)

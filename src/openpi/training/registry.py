@@ -247,7 +247,10 @@ def _load_config_reference(reference: str) -> TrainConfig:
             raise ValueError(f"Config file {path} does not exist (from {reference!r}).")
         spec = importlib.util.spec_from_file_location(f"_openpi_config_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except SyntaxError as error:
+            raise ValueError(f"Config file {path}, line {error.lineno}: {error.msg} (from {reference!r}).") from None
     else:
         try:
             module = importlib.import_module(module_ref)

@@ -11,6 +11,7 @@ import dataclasses
 import pathlib
 from typing import Any
 from typing import Literal
+import warnings
 
 import tyro
 
@@ -46,6 +47,13 @@ class LRSchedule:
     """Step at which the cosine decay reaches ``decay_lr`` (it stays there after); None: the run's num_train_steps."""
     decay_lr: float = 2.5e-6
     """Final learning rate."""
+
+    def __post_init__(self):
+        if not self.peak_lr > 0 or not self.decay_lr >= 0:
+            raise ValueError(f"--lr-schedule.peak-lr must be positive and --lr-schedule.decay-lr non-negative, got "
+                             f"{self.peak_lr} and {self.decay_lr}.")
+        if self.warmup_steps < 0:
+            raise ValueError(f"--lr-schedule.warmup-steps must be >= 0, got {self.warmup_steps}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,10 +225,19 @@ class TrainConfig:
         if self.batch_size <= 0 or self.num_train_steps <= 0:
             raise ValueError(f"batch_size and num_train_steps must be positive, got {self.batch_size}, "
                              f"{self.num_train_steps}.")
-        for field in ("log_interval", "save_interval"):
-            if getattr(self, field) <= 0:
-                raise ValueError(f"--{field.replace('_', '-')} must be a positive number of steps, got "
-                                 f"{getattr(self, field)}.")
+        for field in ("log_interval", "save_interval", "keep_period"):
+            value = getattr(self, field)
+            if value is not None and value <= 0:
+                unset = " (or unset it to keep only the latest checkpoint)" if field == "keep_period" else ""
+                raise ValueError(f"--{field.replace('_', '-')} must be a positive number of steps{unset}, got {value}.")
+        if self.lr_schedule.warmup_steps >= self.num_train_steps:
+            warnings.warn(
+                f"--lr-schedule.warmup-steps={self.lr_schedule.warmup_steps} is not shorter than the run "
+                f"(--num-train-steps={self.num_train_steps}): the learning rate never reaches its peak "
+                f"{self.lr_schedule.peak_lr}. Lower the warmup for a run this short.",
+                UserWarning,
+                stacklevel=3,
+            )
         if not self.exp_name or self.exp_name in (".", "..") or any(c in self.exp_name for c in "/\\"):
             raise ValueError(f"--exp-name must be one non-empty directory name (no '/', not '.' or '..'), got "
                              f"{self.exp_name!r}.")

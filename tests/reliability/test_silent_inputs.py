@@ -1,0 +1,131 @@
+"""Inputs that used to train or answer silently with a wrong result, or end in a traceback or an error that does
+not say where: each now stops with one message naming the file, field or value (or warns, where training can
+go on), before any step is taken."""
+
+import dataclasses
+import pathlib
+import re
+
+import numpy as np
+import pytest
+
+from openpi.datasets import lerobot_meta
+from openpi.shared import cli
+from openpi.shared import normalize as _normalize
+from openpi.training import config as _config
+from openpi.training import preflight
+
+
+def _config_of(args):
+    return _config.cli(args)
+
+
+# ---- norm stats ------------------------------------------------------------------------------------------------
+
+
+def test_stats_without_actions_are_refused(run, demo_stats):
+    args, stats_dir = run
+    _normalize.save(stats_dir, {"state": demo_stats["state"]})
+    with pytest.raises(ValueError, match=r"norm_stats\.json has no 'actions' entry"):
+        _config_of(args).data_config()
+
+
+def test_non_finite_stats_are_refused_naming_the_dims(run, demo_stats):
+    args, stats_dir = run
+    std = np.array(demo_stats["actions"].std, copy=True)
+    std[[2, 5]] = [np.nan, np.inf]
+    _normalize.save(stats_dir, {**demo_stats, "actions": dataclasses.replace(demo_stats["actions"], std=std)})
+    with pytest.raises(ValueError, match=r"'actions' std is not finite at dims \[2, 5\]"):
+        _config_of(args).data_config()
+
+
+def test_truncated_stats_file_is_named(run):
+    args, stats_dir = run
+    path = stats_dir / _normalize.NORM_STATS_FILE
+    path.write_text(path.read_text()[:100])
+    with pytest.raises(ValueError, match=rf"{path} is not a readable norm-stats file"):
+        _config_of(args).data_config()
+
+
+def test_stats_of_another_dataset_are_reported(run, demo_stats, mini_v21):
+    """Same dims, a hundred times the spread: preflight warns; the dataset's own stats pass quietly."""
+    args, stats_dir = run
+    config = _config_of(args)
+    meta = lerobot_meta.LeRobotMetadata.load(config.data_config().root)
+    assert preflight.check_stats_match_data(config.data_config(), meta, None) == []
+    other = {k: dataclasses.replace(v, std=np.asarray(v.std) * 100) for k, v in demo_stats.items()}
+    _normalize.save(stats_dir, other)
+    with pytest.warns(UserWarning, match="look like another dataset's"):
+        messages = preflight.check_stats_match_data(config.data_config(), meta, None)
+    assert {re.search(r"the '(\w+)' column", m).group(1) for m in messages} == {"state", "actions"}
+
+
+# ---- parse-time checks -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("--lr-schedule.peak-lr=0", "peak-lr must be positive"),
+        ("--lr-schedule.peak-lr=-1e-4", "peak-lr must be positive"),
+        ("--lr-schedule.decay-lr=-1e-6", "decay-lr non-negative"),
+        ("--keep-period=0", "--keep-period must be a positive number of steps"),
+    ],
+)
+def test_bad_schedule_values_fail_at_parse_time(run, override, message, capsys):
+    args, _ = run
+    with pytest.raises(SystemExit) as exit_info:
+        _config_of([*args, override])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_warmup_past_the_run_is_reported(run):
+    args, _ = run
+    with pytest.warns(UserWarning, match=r"warmup-steps=20 is not shorter than the run \(--num-train-steps=2\)"):
+        _config_of(args)
+
+
+def test_config_file_syntax_error_names_file_and_line(tmp_path):
+    path = tmp_path / "my_configs.py"
+    path.write_text("from openpi.training import config\n\nbroken = config.TrainConfig(\n")
+    with pytest.raises(ValueError, match=rf"Config file {path}, line 3"):
+        _config.get_config(f"{path}:broken")
+
+
+# ---- action dims: the loss's groups and the data's real dims ---------------------------------------------------
+
+
+def test_group_past_the_real_action_dims_is_refused(run):
+    args, _ = run
+    bad = [*args, "--model.action-groups", "base", "0:3", "rest", "3:26", "--model.group-weights", "base", "1",
+           "rest", "1"]
+    with pytest.raises(ValueError, match=r"action group 'rest' \(3:26\) reaches past the data's 23 real action dims"):
+        _config_of(bad).data_config()
+
+
+def test_real_dims_in_no_group_are_named(run):
+    args, _ = run
+    partial = [*args, "--model.action-groups", "base", "0:3", "--model.group-weights", "base", "1"]
+    with pytest.warns(UserWarning, match=r"real action dims \[3, 4, .*22\] are in no action group"):
+        _config_of(partial).data_config()
+
+
+# ---- one clear line for explained KeyErrors ------------------------------------------------------------------
+
+
+def test_explained_key_error_is_a_user_error_and_a_bare_one_a_bug(capsys):
+    def explained():
+        raise KeyError(f"Episode 7 is not in {pathlib.Path('/data')} (3 episodes).")
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run_main(explained)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: Episode 7 is not in /data (3 episodes).\n"
+
+    def bug():
+        return {}["state"]
+
+    with pytest.raises(KeyError):
+        cli.run_main(bug)
+
