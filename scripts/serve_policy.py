@@ -29,9 +29,12 @@ from openpi.training import config as _config
 @dataclasses.dataclass(frozen=True)
 class Args:
     config_name: str
-    """Registered training config the checkpoint was trained with (its data transforms and model)."""
+    """The training config the checkpoint was trained with (its data transforms and model): a registered name,
+    path/to/file.py:NAME or package.module:NAME. Any TrainConfig override the run was trained with (e.g.
+    --data.image-keys ... --model.action-groups ...) follows the tool's own options."""
     checkpoint: str
     """A step directory (params/ or model.safetensors, with assets/) or an experiment directory (latest step)."""
+    config_overrides: tyro.conf.Suppress[tuple[str, ...]] = ()
     port: int = 8000
     """TCP port; 0 picks a free one (logged)."""
     host: str = "0.0.0.0"
@@ -53,13 +56,13 @@ class Args:
 
 
 def build_server(args: Args) -> websocket_server.PolicyServer:
-    train_config = _config.get_config(args.config_name)
+    train_config = _config.get_config(args.config_name, args.config_overrides)
     policy = policy_config.create_trained_policy(
         train_config, args.checkpoint, num_steps=args.num_steps, seed=args.seed, framework=args.framework
     )
     observations = None
     if args.protocol == "behavior":
-        source = args.task_prompts or train_config.data.create(train_config.assets_dirs, train_config.model).root
+        source = args.task_prompts or train_config.data_config().root
         if source is None or not pathlib.Path(source).expanduser().exists():
             raise FileNotFoundError(
                 f"No task prompts for the behavior protocol: the config's dataset root {source} does not exist. "
@@ -78,7 +81,12 @@ def build_server(args: Args) -> websocket_server.PolicyServer:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cli.run_main(lambda: build_server(tyro.cli(Args, description=__doc__)).serve_forever())
+
+    def run() -> None:
+        args, overrides = tyro.cli(Args, description=__doc__, return_unknown_args=True)
+        build_server(_config.with_config_overrides(args, overrides)).serve_forever()
+
+    cli.run_main(run)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ go on), before any step is taken."""
 import dataclasses
 import pathlib
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,6 +16,8 @@ from openpi.shared import cli
 from openpi.shared import normalize as _normalize
 from openpi.training import config as _config
 from openpi.training import preflight
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _config_of(args):
@@ -129,3 +133,19 @@ def test_explained_key_error_is_a_user_error_and_a_bare_one_a_bug(capsys):
     with pytest.raises(KeyError):
         cli.run_main(bug)
 
+
+
+# ---- the serving CLI takes the config overrides a run was trained with -----------------------------------------
+
+
+def test_serve_policy_accepts_config_overrides(tmp_path):
+    """The generic ``lerobot`` config is trained from flags; serving it needs the same flags. The run gets past
+    the overrides to the checkpoint (which does not exist here) instead of refusing them."""
+    missing = tmp_path / "no_checkpoint"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "serve_policy.py"), "--config-name", "lerobot_demo", "--checkpoint",
+         str(missing), "--data.root", str(tmp_path), "--data.image-keys", "base_0_rgb", "observation.images.top"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2, result.stderr
+    assert str(missing) in result.stderr and "nrecognized" not in result.stderr, result.stderr
