@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from openpi.datasets import lerobot_meta
+from openpi.policies import lerobot_policy
 from openpi.shared import cli
 from openpi.shared import normalize as _normalize
 from openpi.training import config as _config
@@ -149,3 +150,40 @@ def test_serve_policy_accepts_config_overrides(tmp_path):
     )
     assert result.returncode == 2, result.stderr
     assert str(missing) in result.stderr and "nrecognized" not in result.stderr, result.stderr
+
+
+# ---- observations a client can send wrong ------------------------------------------------------------------------
+
+
+def _observation(image, state=None):
+    return {"images": {"base_0_rgb": image}, "state": np.zeros(4) if state is None else state, "prompt": "go"}
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (np.full((8, 8, 3), 200.0), r"Camera 'base_0_rgb': a float image must hold values in \[0, 1\], got 200..200"),
+        (np.zeros((8, 8, 3), np.uint16), r"Camera 'base_0_rgb': expected uint8 .* got uint16"),
+        (np.zeros((8, 8), np.uint8), r"Camera 'base_0_rgb': expected an RGB image \[H, W, 3\] .* got shape \(8, 8\)"),
+        (np.zeros((8, 8, 1), np.uint8), r"Camera 'base_0_rgb': expected an RGB image .* got shape \(8, 8, 1\)"),
+        (np.full((8, 8, 3), np.nan), r"Camera 'base_0_rgb': the image has NaN"),
+    ],
+)
+def test_bad_images_are_named_not_read_as_white_or_garbage(image, message):
+    with pytest.raises(ValueError, match=message):
+        lerobot_policy.LeRobotInputs()(_observation(image))
+
+
+def test_non_finite_state_is_refused():
+    state = np.array([0.0, np.nan, 1.0, np.inf])
+    with pytest.raises(ValueError, match=r"state has NaN or infinite values at dims \[1, 3\]"):
+        lerobot_policy.LeRobotInputs()(_observation(np.zeros((8, 8, 3), np.uint8), state))
+
+
+def test_good_images_still_convert():
+    """uint8 HWC passes through; floats in [0, 1] and CHW convert (what LeRobot tooling yields)."""
+    hwc = np.arange(8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 3)
+    out = lerobot_policy.LeRobotInputs()(_observation(hwc))["image"]["base_0_rgb"]
+    np.testing.assert_array_equal(out, hwc)
+    chw = (hwc.transpose(2, 0, 1) / 255.0).astype(np.float32)
+    np.testing.assert_array_equal(lerobot_policy.LeRobotInputs()(_observation(chw))["image"]["base_0_rgb"], hwc)
