@@ -28,6 +28,8 @@ Assumptions (what is modelled, what is not):
   task-coloured background that scrolls with the base pose; each wrist camera shows its arm's 7 joints as
   bar lengths and its gripper as a central square; a 3×3 blur softens edges so that yuv420p keeps a decoded
   frame within ~32 dB PSNR of its source. Depth and segmentation videos are not written.
+- ``edition="2026"`` (v3.0 only): ``observation.state`` is the 2026 edition's 61-dim proprio
+  (``r1pro.PROPRIO_2026``): the same quantities picked from the 256-dim one, the base velocity robot-local.
 - ``observation.task_info`` has a fixed length (12) here; in the real data the length varies by task.
 - v3.0: LeRobot's layout (``data/chunk-000/file-XXX.parquet``, ``videos/<key>/chunk-000/file-XXX.mp4``,
   ``meta/episodes/``, ``meta/tasks.parquet``, ``meta/stats.json``) with ``episodes_per_file`` episodes per
@@ -105,6 +107,9 @@ class MiniB1KConfig:
     """Keyframe interval in frames (B1K uses 250)."""
     version: Literal["v2.1", "v3.0"] = "v2.1"
     """LeRobot layout: v2.1 (B1K 2025) or v3.0 (B1K 2026, LeRobot's current)."""
+    edition: Literal["2025", "2026"] = "2025"
+    """BEHAVIOR challenge edition: its proprio (`observation.state`), 256-dim (2025) or 61-dim (2026, needs
+    --version v3.0)."""
     episodes_per_file: int = 4
     """v3.0 only: episodes per parquet / mp4 file."""
     fps: int = 30
@@ -113,6 +118,8 @@ class MiniB1KConfig:
     """Replace a non-empty root."""
 
     def __post_init__(self):
+        if self.edition == "2026" and self.version != "v3.0":
+            raise ValueError("The 2026 edition's dataset is LeRobot v3.0: pass --version v3.0 with --edition 2026.")
         if min(self.num_tasks, self.episodes_per_task, self.episodes_per_file, self.fps, self.gop) < 1:
             raise ValueError("num_tasks, episodes_per_task, episodes_per_file, fps and gop must be at least 1.")
         if self.frames_per_episode < 4:
@@ -133,7 +140,7 @@ class Episode:
     label: str
     segments: tuple[Segment, ...]
     action: np.ndarray  # float32[T, 23]
-    state: np.ndarray  # float32[T, 256]
+    state: np.ndarray  # float32[T, 256] (2025 edition) or [T, 61] (2026)
     cam_rel_poses: np.ndarray  # float32[T, 21]
     task_info: np.ndarray  # float32[T, 12]
     images: dict[str, np.ndarray]  # camera -> uint8[T, S, S, 3]
@@ -183,6 +190,8 @@ def generate_episode(config: MiniB1KConfig, episode_index: int, label: str | Non
     pose = r1pro.PROPRIO_ROBOT_POS_ORI.start
     task_info[:, :2] -= state[:, pose : pose + 2]  # object position relative to the robot
     images = _episode.render(state, task_index, config.image_size) if config.video else {}
+    if config.edition == "2026":
+        state = _episode.proprio_2026(state)
     return Episode(
         episode_index=episode_index,
         task_index=task_index,
@@ -233,7 +242,7 @@ def _writer(config: MiniB1KConfig) -> lerobot_writer.LeRobotWriter:
         robot_type="R1Pro",
         features={
             "action": r1pro.R1PRO_ACTION_DIM,
-            "observation.state": r1pro.PROPRIO_DIM,
+            "observation.state": r1pro.PROPRIO_2026_DIM if config.edition == "2026" else r1pro.PROPRIO_DIM,
             "observation.cam_rel_poses": CAM_POSE_DIM,
             "observation.task_info": TASK_INFO_DIM,
         },

@@ -182,6 +182,41 @@ def proprio_from_actions(action: np.ndarray, fps: int) -> tuple[np.ndarray, np.n
     return state, cams
 
 
+def proprio_2026(state: np.ndarray) -> np.ndarray:
+    """The 2026 edition's 61-dim proprio (``r1pro.PROPRIO_2026``) from this module's 256-dim one: the same
+    quantities, read from where `proprio_from_actions` puts them (velocities right after their positions' sin/cos
+    or after the finger and trunk positions); the base velocity is the robot-local command."""
+
+    def follows(part: slice, n: int) -> slice:
+        return slice(part.stop, part.stop + n)
+
+    arm_qvel = {
+        "left": slice(r1pro.PROPRIO_ARM_LEFT_QPOS.start + 21, r1pro.PROPRIO_ARM_LEFT_QPOS.start + 28),
+        "right": slice(r1pro.PROPRIO_ARM_RIGHT_QPOS.start + 21, r1pro.PROPRIO_ARM_RIGHT_QPOS.start + 28),
+    }
+    sources = {
+        "base_qvel": r1pro.PROPRIO_BASE_QVEL,
+        "arm_left_qpos": r1pro.PROPRIO_ARM_LEFT_QPOS,
+        "arm_left_qvel": arm_qvel["left"],
+        "eef_left_pos": slice(r1pro.PROPRIO_EEF_LEFT.start, r1pro.PROPRIO_EEF_LEFT.start + 3),
+        "eef_left_quat": slice(r1pro.PROPRIO_EEF_LEFT.start + 3, r1pro.PROPRIO_EEF_LEFT.stop),
+        "gripper_left_qpos": r1pro.PROPRIO_GRIPPER_LEFT_QPOS,
+        "gripper_left_qvel": follows(r1pro.PROPRIO_GRIPPER_LEFT_QPOS, 2),
+        "arm_right_qpos": r1pro.PROPRIO_ARM_RIGHT_QPOS,
+        "arm_right_qvel": arm_qvel["right"],
+        "eef_right_pos": slice(r1pro.PROPRIO_EEF_RIGHT.start, r1pro.PROPRIO_EEF_RIGHT.start + 3),
+        "eef_right_quat": slice(r1pro.PROPRIO_EEF_RIGHT.start + 3, r1pro.PROPRIO_EEF_RIGHT.stop),
+        "gripper_right_qpos": r1pro.PROPRIO_GRIPPER_RIGHT_QPOS,
+        "gripper_right_qvel": follows(r1pro.PROPRIO_GRIPPER_RIGHT_QPOS, 2),
+        "trunk_qpos": r1pro.PROPRIO_TRUNK_QPOS,
+        "trunk_qvel": follows(r1pro.PROPRIO_TRUNK_QPOS, 4),
+    }
+    out = np.zeros((len(state), r1pro.PROPRIO_2026_DIM), dtype=state.dtype)
+    for name, target in r1pro.PROPRIO_2026.items():
+        out[:, target] = state[:, sources[name]]
+    return out
+
+
 def render(state: np.ndarray, task_index: int, size: int) -> dict[str, np.ndarray]:
     """uint8 [T, S, S, 3] per camera; bars and squares encode the arm joints and gripper widths."""
     length = len(state)
