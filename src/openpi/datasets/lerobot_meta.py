@@ -36,7 +36,10 @@ def lerobot_home() -> pathlib.Path:
 
 
 # Datasets this project writes itself (no hub copy exists): repo id → the command that writes one at {path}.
-LOCAL_WRITERS = {"openpi/mini_b1k": "python -m openpi.datasets.mini_b1k --root {path}"}
+LOCAL_WRITERS = {
+    "openpi/mini_b1k": "python -m openpi.datasets.mini_b1k --root {path}",
+    "openpi/mini_b1k_2026": "python -m openpi.datasets.mini_b1k --root {path} --version v3.0 --edition 2026",
+}
 
 
 def download_command(repo_id: str, path: pathlib.Path) -> str:

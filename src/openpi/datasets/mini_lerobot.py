@@ -14,12 +14,9 @@ import dataclasses
 import pathlib
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import tyro
 
-from openpi.datasets import mini_b1k  # shares its parquet / JSON writing helpers
-from openpi.datasets import video as _video
+from openpi.datasets import lerobot_writer
 from openpi.shared import cli
 
 TASKS = ("reach the red button", "push the block to the goal", "open the drawer")
@@ -28,7 +25,7 @@ TASKS = ("reach the red button", "push the block to the goal", "open the drawer"
 @dataclasses.dataclass(frozen=True)
 class MiniLeRobotConfig:
     root: pathlib.Path
-    """Where to write the dataset (must be empty or missing)."""
+    """Where to write the dataset (empty or missing unless --overwrite)."""
     action_dim: int = 4
     state_dim: int = 39
     cameras: tuple[str, ...] = ("observation.images.top", "observation.images.wrist")
@@ -39,6 +36,8 @@ class MiniLeRobotConfig:
     fps: int = 10
     codec: str = "h264"
     seed: int = 0
+    overwrite: bool = False
+    """Replace a non-empty root."""
 
 
 def _episode(config: MiniLeRobotConfig, index: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -63,69 +62,23 @@ def _episode(config: MiniLeRobotConfig, index: int) -> tuple[np.ndarray, np.ndar
 
 def write(config: MiniLeRobotConfig) -> pathlib.Path:
     """Writes the dataset and returns its root."""
-    root = pathlib.Path(config.root).expanduser()
     if not 1 <= config.num_tasks <= len(TASKS):
         raise ValueError(f"num_tasks must be 1..{len(TASKS)}, got {config.num_tasks}.")
-    if root.exists() and any(root.iterdir()):
-        raise FileExistsError(f"{root} is not empty; choose another --root.")
-    (root / "meta").mkdir(parents=True, exist_ok=True)
-    episodes, stats, start = [], [], 0
-    for index in range(config.num_episodes):
-        actions, states, frames = _episode(config, index)
-        n, task_index = len(actions), index % config.num_tasks
-        table = pa.table({
-            "action": mini_b1k._vector(actions),
-            "observation.state": mini_b1k._vector(states),
-            "timestamp": pa.array((np.arange(n) / config.fps).astype(np.float32)),
-            "frame_index": pa.array(np.arange(n, dtype=np.int64)),
-            "episode_index": pa.array(np.full(n, index, dtype=np.int64)),
-            "index": pa.array(np.arange(start, start + n, dtype=np.int64)),
-            "task_index": pa.array(np.full(n, task_index, dtype=np.int64)),
-        })
-        path = root / f"data/chunk-000/episode_{index:06d}.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, path)
-        for camera, images in frames.items():
-            _video.write_video(root / f"videos/chunk-000/{camera}/episode_{index:06d}.mp4", images, config.fps, config.codec)
-        episodes.append({"episode_index": index, "tasks": [TASKS[task_index]], "length": n})
-        columns = {"action": actions, "observation.state": states}
-        stats.append({"episode_index": index, "stats": {k: mini_b1k._feature_stats(v) for k, v in columns.items()}})
-        start += n
-    video = {
-        "dtype": "video",
-        "shape": [config.image_size, config.image_size, 3],
-        "names": ["height", "width", "channels"],
-        "info": {"video.fps": config.fps, "video.height": config.image_size, "video.width": config.image_size,
-                 "video.channels": 3, "video.codec": config.codec, "video.pix_fmt": "yuv420p",
-                 "video.is_depth_map": False, "has_audio": False},
-    }
-    scalar = {"shape": [1], "names": None}
-    features = {camera: video for camera in config.cameras} | {
-        "action": {"dtype": "float32", "shape": [config.action_dim], "names": None},
-        "observation.state": {"dtype": "float32", "shape": [config.state_dim], "names": None},
-        "timestamp": {"dtype": "float32", **scalar},
-        **{key: {"dtype": "int64", **scalar} for key in ("frame_index", "episode_index", "index", "task_index")},
-    }
-    info = {
-        "codebase_version": "v2.1",
-        "robot_type": "mini_arm",
-        "total_episodes": config.num_episodes,
-        "total_frames": start,
-        "total_tasks": config.num_tasks,
-        "total_videos": config.num_episodes * len(config.cameras),
-        "total_chunks": 1,
-        "chunks_size": 1000,
-        "fps": config.fps,
-        "splits": {"train": f"0:{config.num_episodes}"},
-        "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
-        "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4",
-        "features": features,
-    }
-    mini_b1k._write_json(root / "meta/info.json", info)
-    mini_b1k._write_jsonl(root / "meta/tasks.jsonl", [{"task_index": i, "task": TASKS[i]} for i in range(config.num_tasks)])
-    mini_b1k._write_jsonl(root / "meta/episodes.jsonl", episodes)
-    mini_b1k._write_jsonl(root / "meta/episodes_stats.jsonl", stats)
-    return root
+    with lerobot_writer.LeRobotWriter(
+        config.root,
+        fps=config.fps,
+        robot_type="mini_arm",
+        features={"action": config.action_dim, "observation.state": config.state_dim},
+        videos=dict.fromkeys(config.cameras, (config.image_size, config.image_size)),
+        codec=config.codec,
+        tasks=TASKS[: config.num_tasks],
+        overwrite=config.overwrite,
+    ) as writer:
+        for index in range(config.num_episodes):
+            actions, states, frames = _episode(config, index)
+            columns = {"action": actions, "observation.state": states}
+            writer.add_episode(columns=columns, videos=frames, task=TASKS[index % config.num_tasks])
+    return writer.root
 
 
 def main() -> None:

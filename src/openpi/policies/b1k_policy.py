@@ -7,7 +7,8 @@ actions; group weights built on it weight the left gripper as an arm joint and h
 
 The layout's numbers (action and proprio slices) live in `r1pro`; this module re-exports the ones it uses.
 `B1KInputs` / `B1KOutputs` convert between B1K dataset samples and the model; `proprio_to_state` builds the
-23-dim state from the 256-dim proprio, vectorized so statistics tools can apply it to whole columns.
+23-dim state from the 2025 edition's 256-dim proprio or the 2026 edition's 61-dim one, vectorized so statistics
+tools can apply it to whole columns.
 """
 
 from collections.abc import Mapping
@@ -25,6 +26,8 @@ from openpi.policies.r1pro import LEFT_GRIPPER
 from openpi.policies.r1pro import MAX_GRIPPER_WIDTH
 from openpi.policies.r1pro import PADDED_ACTION_DIM
 from openpi.policies.r1pro import PADDING
+from openpi.policies.r1pro import PROPRIO_2026
+from openpi.policies.r1pro import PROPRIO_2026_DIM
 from openpi.policies.r1pro import PROPRIO_ARM_LEFT_QPOS
 from openpi.policies.r1pro import PROPRIO_ARM_RIGHT_QPOS
 from openpi.policies.r1pro import PROPRIO_BASE_QVEL
@@ -107,8 +110,46 @@ def check_r1pro_layout(
 StateOrder = Literal["action", "baseline_2025"]
 
 
+# Where each part of the model state sits in each edition's proprio: (base velocity, trunk, left arm, right arm,
+# left fingers, right fingers), keyed by the proprio's width.
+_PROPRIO_PARTS = {
+    PROPRIO_DIM: (
+        PROPRIO_BASE_QVEL,
+        PROPRIO_TRUNK_QPOS,
+        PROPRIO_ARM_LEFT_QPOS,
+        PROPRIO_ARM_RIGHT_QPOS,
+        PROPRIO_GRIPPER_LEFT_QPOS,
+        PROPRIO_GRIPPER_RIGHT_QPOS,
+    ),
+    PROPRIO_2026_DIM: tuple(
+        PROPRIO_2026[name]
+        for name in (
+            "base_qvel",
+            "trunk_qpos",
+            "arm_left_qpos",
+            "arm_right_qpos",
+            "gripper_left_qpos",
+            "gripper_right_qpos",
+        )
+    ),
+}
+
+
+def proprio_edition(width: int) -> str:
+    """"2025" for the 256-dim proprio, "2026" for the 61-dim one; a clear error for any other width."""
+    editions = {PROPRIO_DIM: "2025", PROPRIO_2026_DIM: "2026"}
+    if width not in editions:
+        raise ValueError(
+            f"B1K proprio must have {PROPRIO_DIM} dims (2025 edition) or {PROPRIO_2026_DIM} dims (2026 edition), "
+            f"got {width}."
+        )
+    return editions[width]
+
+
 def proprio_to_state(proprio: np.ndarray, state_order: StateOrder = "action") -> np.ndarray:
-    """[..., 256] proprio → [..., 23] state; works on one frame or a whole column.
+    """[..., 256] (2025) or [..., 61] (2026) proprio → [..., 23] state; the edition is read from the width, and
+    both give the same state (the 2026 base velocity is robot-local, like the 2025 ``base_qvel``). Works on one
+    frame or a whole column.
 
     ``"action"``: the action layout (base qvel 0:3, trunk 3:7, left arm 7:14, left gripper 14, right arm 15:22,
     right gripper 22) with gripper widths mapped from [0, 0.1] m to [-1, 1] like the gripper actions.
@@ -116,12 +157,10 @@ def proprio_to_state(proprio: np.ndarray, state_order: StateOrder = "action") ->
     with raw widths in metres.
     """
     proprio = np.asarray(proprio, dtype=np.float32)
-    if proprio.shape[-1] != PROPRIO_DIM:
-        raise ValueError(f"B1K proprio must have {PROPRIO_DIM} dims, got shape {proprio.shape}.")
-    left_width = proprio[..., PROPRIO_GRIPPER_LEFT_QPOS].sum(-1, keepdims=True)
-    right_width = proprio[..., PROPRIO_GRIPPER_RIGHT_QPOS].sum(-1, keepdims=True)
-    base, trunk = proprio[..., PROPRIO_BASE_QVEL], proprio[..., PROPRIO_TRUNK_QPOS]
-    left, right = proprio[..., PROPRIO_ARM_LEFT_QPOS], proprio[..., PROPRIO_ARM_RIGHT_QPOS]
+    proprio_edition(proprio.shape[-1] if proprio.ndim else 0)
+    base, trunk, left, right, left_fingers, right_fingers = (proprio[..., s] for s in _PROPRIO_PARTS[proprio.shape[-1]])
+    left_width = left_fingers.sum(-1, keepdims=True)
+    right_width = right_fingers.sum(-1, keepdims=True)
     if state_order == "baseline_2025":
         return np.concatenate([base, trunk, left, right, left_width, right_width], axis=-1)
     if state_order != "action":
@@ -135,8 +174,8 @@ def proprio_to_state(proprio: np.ndarray, state_order: StateOrder = "action") ->
 
 @dataclasses.dataclass(frozen=True)
 class B1KInputs(lerobot_policy.LeRobotInputs):
-    """Repacked B1K sample → model dict: the 256-dim proprio becomes the 23-dim state (``state_order``), cameras
-    fill the model's slots with masks (see ``LeRobotInputs``)."""
+    """Repacked B1K sample → model dict: the 256-dim (2025) or 61-dim (2026) proprio becomes the 23-dim state
+    (``state_order``), cameras fill the model's slots with masks (see ``LeRobotInputs``)."""
 
     state_order: StateOrder = "action"
 

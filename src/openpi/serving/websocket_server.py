@@ -10,7 +10,8 @@ text frame and the connection closes with 1011 (the server keeps serving other a
   request) and gets every output stacked: ``actions`` [B, H, D], from one ``Policy.infer_batch`` model call.
 - ``behavior``: observation dict (OmniGibson keys, see ``behavior.py``) → ``{"action": [D], "server_timing": ...}``
   with the chunk executed on the server (``chunking.ChunkExecutor``, one per connection); ``{"reset": True}``
-  resets it and gets no reply.
+  resets it and gets no reply. The 2026 client's ``__action_chunk_size__: K`` asks for the executor's next K
+  actions: ``{"action": action_chunk[0], "action_chunk": [K, D]}``; K above the model's horizon is an error.
 
 Model calls run in one worker thread, so the event loop keeps answering health checks, handshakes and other
 clients while the model runs (openpi issue 938); calls are serialized, the policy need not be thread-safe.
@@ -31,6 +32,7 @@ import traceback
 from typing import Any
 from typing import Literal
 
+import numpy as np
 import websockets
 from websockets.asyncio import server as _server
 from websockets.frames import CloseCode
@@ -96,6 +98,7 @@ class PolicyServer:
         self.metadata = {**policy.metadata, "protocol": protocol, "action_horizon": policy.action_horizon}
         if protocol == "behavior":
             self.metadata["chunking"] = dataclasses.asdict(chunking)
+            self.metadata["max_action_chunk_size"] = policy.action_horizon
         self.metadata.update(metadata or {})
         self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy")
 
@@ -163,9 +166,12 @@ class PolicyServer:
     async def _reply(self, request: dict, executor: _chunking.ChunkExecutor | None) -> tuple[dict, float | None]:
         """The reply dict and the policy's own time (ms; None for BEHAVIOR, whose timing is the server's)."""
         if executor is not None:
+            size = _behavior.action_chunk_size(request, self.policy.action_horizon)
             sample = self.observations(request)
-            action = await self._in_worker(executor.act, sample)
-            return {"action": action}, None
+            if size is None:
+                return {"action": await self._in_worker(executor.act, sample)}, None
+            chunk = await self._in_worker(lambda: np.stack([executor.act(sample) for _ in range(size)]))
+            return {"action": chunk[0].copy(), "action_chunk": chunk}, None
 
         def infer():
             start = time.monotonic()

@@ -13,23 +13,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-import shutil
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import tqdm
 import tyro
 
-from openpi.datasets import mini_b1k
-from openpi.datasets import video as _video
+from openpi.datasets import lerobot_writer
 from openpi.sim import metaworld_env
 
 EVAL_SEED_START = 10_000_000
 LAYOUTS_FILE = "meta/sim_layouts.json"
-DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
-VIDEO_PATH = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
-CHUNKS_SIZE = 1000
 # Every frame a keyframe: training reads random frames, and at 64 px the larger files cost little while a
 # decode no longer runs forward from an earlier keyframe.
 KEYFRAME_INTERVAL = 1
@@ -91,100 +84,46 @@ def record_episode(env: metaworld_env.MetaWorldEnv, task_name: str, seed: int) -
     return {"state": np.stack(states), "action": np.stack(actions), **{k: np.stack(v) for k, v in images.items()}}
 
 
-def _features(config: SimDatasetConfig) -> dict:
-    features = {}
-    for camera in metaworld_env.CAMERAS.values():
-        features[image_key(camera)] = {
-            "dtype": "video",
-            "shape": [config.image_size, config.image_size, 3],
-            "names": ["height", "width", "rgb"],
-            "info": {"video.fps": config.fps, "video.codec": "h264", "video.pix_fmt": "yuv420p"},
-        }
-    features[STATE_KEY] = {"dtype": "float32", "shape": [metaworld_env.STATE_DIM], "names": None}
-    features[ACTION_KEY] = {"dtype": "float32", "shape": [metaworld_env.ACTION_DIM], "names": None}
-    for name, dtype in (("timestamp", "float32"), ("frame_index", "int64"), ("episode_index", "int64"),
-                        ("index", "int64"), ("task_index", "int64")):
-        features[name] = {"dtype": dtype, "shape": [1], "names": None}
-    return features
-
-
 def write_dataset(config: SimDatasetConfig, progress: bool = True) -> pathlib.Path:
     """Records the expert demonstrations and returns the dataset root."""
     root = pathlib.Path(config.root).expanduser()
-    if root.exists() and any(root.iterdir()):
-        if not config.overwrite:
-            raise FileExistsError(f"{root} is not empty; pass --overwrite to replace it.")
-        shutil.rmtree(root)
-    root.mkdir(parents=True, exist_ok=True)
-    episodes_meta, stats_rows, layouts = [], [], []
-    index = 0
+    layouts = []
     bar = tqdm.tqdm(total=len(config.tasks) * config.episodes_per_task, desc="Expert demos", disable=not progress)
-    for task_index, task_name in enumerate(config.tasks):
-        env = metaworld_env.MetaWorldEnv(task_name, image_size=config.image_size, max_steps=config.max_steps)
-        seeds, failed = iter(data_seeds(config, task_index)), []
-        try:
-            for _ in range(config.episodes_per_task):
-                episode = None
-                while episode is None:
-                    seed = next(seeds)
-                    episode = record_episode(env, task_name, seed)
-                    if episode is None:
-                        failed.append(seed)
-                episode_index, length = len(episodes_meta), len(episode["action"])
-                frames = np.arange(length)
-                chunk = episode_index // CHUNKS_SIZE
-                table = pa.table({
-                    STATE_KEY: mini_b1k._vector(episode["state"]),
-                    ACTION_KEY: mini_b1k._vector(episode["action"]),
-                    "timestamp": pa.array((frames / config.fps).astype(np.float32)),
-                    "frame_index": pa.array(frames),
-                    "episode_index": pa.array(np.full(length, episode_index)),
-                    "index": pa.array(frames + index),
-                    "task_index": pa.array(np.full(length, task_index)),
-                })
-                path = root / DATA_PATH.format(episode_chunk=chunk, episode_index=episode_index)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                pq.write_table(table, path)
-                for camera in metaworld_env.CAMERAS.values():
-                    key = image_key(camera)
-                    video = root / VIDEO_PATH.format(episode_chunk=chunk, video_key=key, episode_index=episode_index)
-                    _video.write_video(video, episode[camera], config.fps, codec="h264", gop=KEYFRAME_INTERVAL)
-                instruction = metaworld_env.task(task_name).instruction
-                episodes_meta.append({"episode_index": episode_index, "tasks": [instruction], "length": length})
-                stats_rows.append({
-                    "episode_index": episode_index,
-                    "stats": {STATE_KEY: mini_b1k._feature_stats(episode["state"]),
-                              ACTION_KEY: mini_b1k._feature_stats(episode["action"])},
-                })
-                layouts.append({"episode_index": episode_index, "task": task_name, "layout_seed": seed})
-                index += length
-                bar.update()
-        finally:
-            env.close()
-        layouts.extend({"task": task_name, "failed_layout_seed": s} for s in failed)
+    with lerobot_writer.LeRobotWriter(
+        root,
+        fps=config.fps,
+        robot_type="sawyer",
+        features={STATE_KEY: metaworld_env.STATE_DIM, ACTION_KEY: metaworld_env.ACTION_DIM},
+        videos={image_key(c): (config.image_size, config.image_size) for c in metaworld_env.CAMERAS.values()},
+        codec="h264",
+        gop=KEYFRAME_INTERVAL,
+        tasks=[metaworld_env.task(t).instruction for t in config.tasks],
+        overwrite=config.overwrite,
+    ) as writer:
+        for task_index, task_name in enumerate(config.tasks):
+            env = metaworld_env.MetaWorldEnv(task_name, image_size=config.image_size, max_steps=config.max_steps)
+            seeds, failed = iter(data_seeds(config, task_index)), []
+            try:
+                for _ in range(config.episodes_per_task):
+                    episode = None
+                    while episode is None:
+                        seed = next(seeds)
+                        episode = record_episode(env, task_name, seed)
+                        if episode is None:
+                            failed.append(seed)
+                    episode_index = writer.add_episode(
+                        columns={STATE_KEY: episode["state"], ACTION_KEY: episode["action"]},
+                        videos={image_key(c): episode[c] for c in metaworld_env.CAMERAS.values()},
+                        task=metaworld_env.task(task_name).instruction,
+                    )
+                    layouts.append({"episode_index": episode_index, "task": task_name, "layout_seed": seed})
+                    bar.update()
+            finally:
+                env.close()
+            layouts.extend({"task": task_name, "failed_layout_seed": s} for s in failed)
     bar.close()
-    info = {
-        "codebase_version": "v2.1",
-        "robot_type": "sawyer",
-        "total_episodes": len(episodes_meta),
-        "total_frames": index,
-        "total_tasks": len(config.tasks),
-        "total_videos": len(episodes_meta) * len(metaworld_env.CAMERAS),
-        "total_chunks": (len(episodes_meta) - 1) // CHUNKS_SIZE + 1,
-        "chunks_size": CHUNKS_SIZE,
-        "fps": config.fps,
-        "splits": {"train": f"0:{len(episodes_meta)}"},
-        "data_path": DATA_PATH,
-        "video_path": VIDEO_PATH,
-        "features": _features(config),
-    }
-    tasks = [{"task_index": i, "task": metaworld_env.task(t).instruction} for i, t in enumerate(config.tasks)]
-    mini_b1k._write_jsonl(root / "meta/tasks.jsonl", tasks)
-    mini_b1k._write_jsonl(root / "meta/episodes.jsonl", episodes_meta)
-    mini_b1k._write_jsonl(root / "meta/episodes_stats.jsonl", stats_rows)
-    mini_b1k._write_json(root / "meta/info.json", info)
     config_json = {k: str(v) if isinstance(v, pathlib.Path) else v for k, v in dataclasses.asdict(config).items()}
-    mini_b1k._write_json(root / LAYOUTS_FILE, {"config": config_json, "episodes": layouts})
+    lerobot_writer.write_json(root / LAYOUTS_FILE, {"config": config_json, "episodes": layouts})
     return root
 
 

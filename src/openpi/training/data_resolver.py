@@ -22,9 +22,11 @@ from openpi.policies import b1k_policy
 from openpi.policies import lerobot_policy
 from openpi.shared import normalize as _normalize
 
-# Robot -> the state order its proprio converts to (None: the state is used as stored).
+# Robot -> the state order its proprio converts to (None: the state is used as stored). B1K's conversion reads the
+# edition from the proprio's width (256: 2025, 61: 2026); "b1k_2026" names the 2026 edition's configs.
 STATE_ORDERS: dict[str, b1k_policy.StateOrder | None] = {
     "b1k": "action",
+    "b1k_2026": "action",
     "b1k_baseline_2025": "baseline_2025",
     "identity": None,
     "none": None,
@@ -44,8 +46,9 @@ def state_transform(robot: str, state_dims: Sequence[int] | None = None) -> Call
 
 
 def robot_for_state(state_dim: int) -> str:
-    """The robot of a dataset named without a config: B1K's conversion for B1K's 256-dim proprio, else none."""
-    return "b1k" if state_dim == b1k_policy.PROPRIO_DIM else "identity"
+    """The robot of a dataset named without a config, from its state width: B1K's conversion for the 2025 edition's
+    256-dim proprio ("b1k") and the 2026 edition's 61-dim one ("b1k_2026"), else none."""
+    return {b1k_policy.PROPRIO_DIM: "b1k", b1k_policy.PROPRIO_2026_DIM: "b1k_2026"}.get(state_dim, "identity")
 
 
 @dataclasses.dataclass(frozen=True)
