@@ -171,7 +171,7 @@ def test_one_step_requests_and_refused_chunk_sizes(served):
 
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-CONFIG = "openpi.training.b1k_2026_configs:pi05_b1k_2026_arm_focused_demo"
+CONFIG = "pi05_b1k_2026_arm_focused_demo"
 HORIZON = 4  # short chunks keep the end-to-end run fast
 
 
@@ -200,7 +200,7 @@ def test_2026_layout_end_to_end(tmp_path, monkeypatch, capsys):
         progress=False,
     )  # fmt: skip
     overrides = ["--data.root", str(root), "--model.action-horizon", str(HORIZON)]
-    name = CONFIG.rsplit(":", 1)[1]
+    name = CONFIG
 
     _run("compute_norm_stats", ["--config-name", CONFIG, *overrides], monkeypatch)
     stats = json.loads((tmp_path / "assets" / name / b1k_2026_configs.DEMO_REPO_ID / "norm_stats.json").read_text())["norm_stats"]

@@ -106,9 +106,10 @@ class LeRobotDataConfig(DataConfigFactory):
     """Dataset column holding the robot state (proprioception)."""
     action_key: str = "action"
     """Dataset column holding the actions."""
-    robot: Literal["identity", "b1k", "b1k_baseline_2025"] = "b1k"
-    """Robot-specific state conversion: "b1k" turns R1Pro's 256-dim proprio into the 23-dim action-ordered
-    state; "b1k_baseline_2025" keeps the 2025 baseline's state order; "identity" uses the state as stored."""
+    robot: Literal["identity", "b1k", "b1k_2026", "b1k_baseline_2025"] = "b1k"
+    """Robot-specific state conversion: "b1k" turns R1Pro's proprio (the 2025 edition's 256 dims) into the 23-dim
+    action-ordered state; "b1k_2026" does the same from the 2026 edition's 61-dim proprio; "b1k_baseline_2025"
+    keeps the 2025 baseline's state order; "identity" uses the state as stored."""
     state_dims: tuple[int, ...] | None = None
     """Indices into the (robot-converted) state vector that the model sees, e.g. ``0 1 2 38`` of a 39-dim state;
     None = all. Norm stats are taken over the same dims."""
