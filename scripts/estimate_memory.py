@@ -8,9 +8,9 @@ activations with and without remat.
         --model.action-expert-variant gemma_300m_lora
 
 Any TrainConfig override may follow the tool's own options. Activations are XLA's own figures for the real
-loss/grad and sampling steps compiled on this machine's CPU (about a minute per compile for pi0.5);
-``--activations analytic`` counts them from the architecture instead, instantly. The figures are defined in
-``openpi.training.memory``.
+loss/grad and sampling steps compiled on this machine's CPU for float32 models, and counted from the architecture
+for bfloat16 ones (``--activations xla|analytic`` chooses; a pi0.5 compile takes about a minute). The figures are
+defined in ``openpi.training.memory``.
 """
 
 import dataclasses
@@ -34,9 +34,10 @@ class Args:
     config's fsdp_devices)."""
     batch_size: int | None = None
     """Global batch size (default: the config's)."""
-    activations: Literal["xla", "analytic"] = "xla"
+    activations: Literal["auto", "xla", "analytic"] = "auto"
     """'xla': compile the real steps on abstract inputs and read XLA's memory analysis; 'analytic': count from
-    the architecture without compiling."""
+    the architecture without compiling; 'auto': xla for float32 models, analytic for bfloat16 ones (this CPU's XLA
+    runs part of a bfloat16 step in float32, which would overstate an accelerator's activations)."""
 
 
 def run(args: Args) -> memory.Estimate:

@@ -36,7 +36,7 @@ from openpi.training import jax_trainer
 from openpi.training import optimizer as _optimizer
 from openpi.training import sharding as _sharding
 
-ActivationSource = Literal["xla", "analytic"]
+ActivationSource = Literal["auto", "xla", "analytic"]
 GB = 1e9
 
 
@@ -135,11 +135,16 @@ def estimate(
     *,
     batch_size: int | None = None,
     fsdp_devices: int | None = None,
-    activations: ActivationSource = "xla",
+    activations: ActivationSource = "auto",
     inference_dtypes: tuple[str, ...] = ("float32", "bfloat16"),
 ) -> Estimate:
     """The estimate for ``config`` at ``batch_size`` (global, default the config's) split over ``fsdp_devices``
-    devices (default the config's), which also shard the parameters and optimizer state."""
+    devices (default the config's), which also shard the parameters and optimizer state.
+
+    ``activations``: ``"xla"`` compiles the real steps (about a minute each for pi0.5 on a CPU), ``"analytic"``
+    counts from the architecture; ``"auto"`` compiles when the model computes in float32 and counts otherwise,
+    because this CPU's XLA runs part of a bfloat16 computation in float32 and its temporaries would overstate an
+    accelerator's."""
     batch_size = config.batch_size if batch_size is None else batch_size
     fsdp = config.fsdp_devices if fsdp_devices is None else fsdp_devices
     if fsdp < 1 or batch_size < 1 or batch_size % fsdp:
@@ -151,10 +156,14 @@ def estimate(
     graphdef, params, trainable, opt_state = abstract_train_state(config)
     obs, actions = config.model.inputs_spec(batch_size=per_device_batch)
     serving = {d: _cast(params, d) for d in inference_dtypes}
-    if activations == "xla":
+    if activations == "xla" or (activations == "auto" and np.dtype(config.model.dtype) == np.float32):
         acts = xla_activations(config, graphdef, params, serving, obs, actions)
     else:
         acts = analytic_activations(config.model, per_device_batch, inference_dtypes)
+        if activations == "auto":
+            acts = dataclasses.replace(acts, source=acts.source + (
+                f"; the model computes in {config.model.dtype}, which XLA on a CPU partly runs in float32, so "
+                "compiled figures would overstate an accelerator's (--activations xla compiles anyway)"))
     return Estimate(
         config_name=config.name,
         batch_size=batch_size,
