@@ -161,9 +161,8 @@ def estimate(
     else:
         acts = analytic_activations(config.model, per_device_batch, inference_dtypes)
         if activations == "auto":
-            acts = dataclasses.replace(acts, source=acts.source + (
-                f"; the model computes in {config.model.dtype}, which XLA on a CPU partly runs in float32, so "
-                "compiled figures would overstate an accelerator's (--activations xla compiles anyway)"))
+            reason = f"; not compiled: the model computes in {config.model.dtype}, which XLA on a CPU partly runs in float32"
+            acts = dataclasses.replace(acts, source=acts.source + reason)
     return Estimate(
         config_name=config.name,
         batch_size=batch_size,
@@ -312,7 +311,7 @@ def analytic_activations(
         train_remat=batch * remat,
         train_no_remat=batch * no_remat,
         inference=dict.fromkeys(inference_dtypes, inference),
-        source="analytic count over the architecture (layers, widths, tokens, batch); no compile",
+        source="counted from the architecture (layers, widths, tokens, batch)",
     )
 
 
@@ -330,7 +329,7 @@ def format_report(e: Estimate) -> str:
     per_device_batch = e.batch_size // e.fsdp_devices
     lines = [
         f"Config {e.config_name}: global batch {e.batch_size} over {e.fsdp_devices} device(s) "
-        f"({per_device_batch} per device), shapes from jax.eval_shape (no weights loaded).",
+        f"({per_device_batch} per device), shapes from jax.eval_shape (no weights loaded); GB = 1e9 bytes.",
         "",
         "Parameters",
         f"  total        {_count(e.params.count)}  {_gb(e.params.bytes)}  per device {_gb(e.params.per_device)}",
