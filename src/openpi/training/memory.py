@@ -363,6 +363,6 @@ def format_report(e: Estimate) -> str:
         lines.append(
             f"  inference, {dtype} params {' ' * (9 - len(dtype))}{_gb(e.inference_peak(dtype))}  "
             f"(params {_gb(e.inference_params[dtype]).strip()} + sampling {_gb(e.activations.inference[dtype]).strip()},"
-            " one observation)"
+            " one observation, one device)"
         )
     return "\n".join(lines)
