@@ -153,10 +153,13 @@ def _error_frame(port: int, frame) -> str:
 @pytest.mark.parametrize("request_", [[1, 2, 3], 7, "obs", None])
 def test_a_request_that_is_not_a_map_gets_an_error_saying_what_was_expected(servers, protocol, request_):
     error = _error_frame(servers[protocol], msgpack.packb(request_))
-    kind = type(request_).__name__
-    assert f"A request must be a msgpack map (an observation dict), got a {kind}" in error, error
+    assert f"A request must be a msgpack map (an observation dict), got {type(request_).__name__}" in error, error
     assert ("'batch'" if protocol == "openpi" else "'reset'") in error  # the other requests the protocol takes
     _error_frame(servers[protocol], msgpack.packb(5))  # the server kept serving
+
+
+def test_a_text_frame_gets_an_error_saying_to_send_msgpack(servers):
+    assert "A request must be a binary msgpack frame, got a text frame" in _error_frame(servers["openpi"], "{}")
 
 
 def _openpi_observation(**changes):
@@ -172,14 +175,16 @@ HEAD = "observation.images.rgb.head"
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({HEAD: np.full((64, 64, 3), 200.0)}, r"Camera 'base_0_rgb' \(observation\.images\.rgb\.head\): a float image "
-         r"must hold values in \[0, 1\]"),
-        ({HEAD: np.zeros((64, 64, 3), np.uint16)}, r"Camera 'base_0_rgb' \(observation\.images\.rgb\.head\): expected "
-         r"uint8 .* got uint16"),
-        ({"observation.state": np.full(256, np.nan, np.float32)}, r"'observation\.state': the state has NaN"),
+        ({HEAD: np.full((64, 64, 3), 200.0)}, r"Camera 'base_0_rgb': a float image must hold values in \[0, 1\], got "
+         r"200\.\.200"),
+        ({HEAD: np.zeros((64, 64, 3), np.uint16)}, r"Camera 'base_0_rgb': expected uint8 .* got uint16"),
+        ({"observation.state": np.full(256, np.nan, np.float32)}, r"The state has NaN or infinite values at dims "
+         r"\[0, 1, 2"),
     ],
 )
-def test_openpi_client_bad_observation_gets_an_error_frame_naming_the_key(servers, changes, message):
+def test_openpi_client_bad_observation_gets_an_error_frame_naming_the_camera_or_state(servers, changes, message):
+    """The openpi protocol's observation goes through the config's repack, so the camera is named by the model
+    slot the config maps it to (``base_0_rgb`` is the head camera here)."""
     error = _error_frame(servers["openpi"], msgpack_numpy.packb(_openpi_observation(**changes)))
     assert re.search(message, error), error
 
