@@ -100,19 +100,22 @@ def test_a_plain_list_is_not_a_sample_weights_file(tmp_path):
         episode_files.load_sample_weights(path)
 
 
-def test_a_plain_episode_list_trains_on_its_episodes(run, tmp_path):
+def test_a_plain_episode_list_selects_the_training_episodes(run, tmp_path):
     args, _ = run
     path = tmp_path / "mine.json"
-    path.write_text("[10, 12]")
-    assert _config.cli([*args, f"--data.episodes-path={path}"]).data_config().episodes == (10, 12)
+    path.write_text("[10, 10020]")
+    config = _config.cli([*args, f"--data.episodes-path={path}"])
+    assert config.data_config().episodes == (10, 10020)
+    preflight.check_inputs(config, config.data_config(), progress=False)  # the up-front check accepts it
 
 
 # ---- metrics.jsonl ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="the reader belongs in training/run_utils.py (the resume helper's file): "
-                   "see the report of branch 'faults'")
+@pytest.mark.xfail(strict=True, reason="the fix, run_utils.read_metrics used by truncate_metrics and every reader, "
+                   "belongs in training/run_utils.py (the resume helper's file); see the report of branch faults")
 def test_a_damaged_metrics_file_names_the_file_and_line(tmp_path):
+    """A damaged line before good ones (a partial *last* line is the resume's to repair)."""
     path = tmp_path / run_utils.METRICS_FILE
     path.write_text('{"step": 1, "loss": 0.5}\n{"step": 2, "lo\n{"step": 3, "loss": 0.3}\n')
     with pytest.raises(ValueError, match=rf"{path} line 2"):
