@@ -7,7 +7,8 @@ File formats (JSON, written and read only through ``save_*`` / ``load_*`` below;
 of the criterion that chose the episodes or weights):
 - episode list: ``{"format": "openpi.episode_list", "version": 1, "repo_id", "criterion": {...},
   "episodes": [int, ...], "details": {"<episode_index>": {"arm_motion", "base_motion", "ratio", "selected",
-  "source": "motion" | "annotations"}}}``;
+  "source": "motion" | "annotations"}}}``; a plain JSON list of episode indices (``[10, 12, 31]``, LeRobot's own
+  form of a selection) is read too: the indices are all a reader uses, the rest is provenance;
 - sample weights: ``{"format": "openpi.sample_weights", "version": 1, "repo_id", "criterion": {...},
   "weights": {"<episode_index>": {"length": T, "runs": [[start, end, weight], ...]}}}`` — runs of equal
   weight, half-open, covering ``[0, T)``; ``load_sample_weights`` expands them to ``float32[T]`` per episode
@@ -16,6 +17,7 @@ of the criterion that chose the episodes or weights):
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Mapping
 import dataclasses
 import json
@@ -44,10 +46,27 @@ def save_episode_list(
     return _write(path, data)
 
 
+_EPISODE_LIST_HELP = (
+    f'an episode list is a JSON list of episode indices, e.g. [10, 12, 31], or the {{"format": '
+    f'"{EPISODE_LIST_FORMAT}", ...}} file scripts/filter_arm_heavy_episodes.py writes'
+)
+
+
 def load_episode_list(path: pathlib.Path | str) -> list[int]:
-    """The selected episode indices from an episode-list file."""
-    data = _read(path, EPISODE_LIST_FORMAT)
-    return [int(e) for e in data["episodes"]]
+    """The selected episode indices from an episode-list file or a plain JSON list of indices; anything else
+    (strings, floats, negative or repeated indices) is an error naming the file and the expected format."""
+    data = _read_json(path, EPISODE_LIST_FORMAT)
+    episodes = _check_header(path, data, EPISODE_LIST_FORMAT).get("episodes") if isinstance(data, dict) else data
+    if not isinstance(episodes, list) or not all(
+        isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in episodes
+    ):
+        shown = json.dumps(episodes)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise ValueError(f"{path} is not an episode list (it holds {shown}): {_EPISODE_LIST_HELP}.")
+    repeated = sorted(e for e, n in collections.Counter(episodes).items() if n > 1)
+    if repeated:
+        raise ValueError(f"{path} lists episode(s) {repeated} more than once; list each episode once.")
+    return episodes
 
 
 def _runs(weights: np.ndarray) -> list[list[float]]:
@@ -68,7 +87,7 @@ def save_sample_weights(
 
 def load_sample_weights(path: pathlib.Path | str) -> dict[int, np.ndarray]:
     """``{episode_index: float32[T]}`` per-frame sampling weights from a sample-weights file."""
-    data = _read(path, SAMPLE_WEIGHTS_FORMAT)
+    data = _check_header(path, _read_json(path, SAMPLE_WEIGHTS_FORMAT), SAMPLE_WEIGHTS_FORMAT)
     out = {}
     for key, entry in data["weights"].items():
         w = np.full(int(entry["length"]), np.nan, dtype=np.float32)
@@ -110,11 +129,20 @@ def _write(path: pathlib.Path | str, data: dict[str, Any]) -> pathlib.Path:
     return path
 
 
-def _read(path: pathlib.Path | str, kind: str) -> dict[str, Any]:
+def _read_json(path: pathlib.Path | str, kind: str) -> Any:
     path = pathlib.Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{kind} file not found: {path}. Create it with scripts/filter_arm_heavy_episodes.py.")
-    data = json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON (truncated?): {e}. Write it again.") from None
+
+
+def _check_header(path: pathlib.Path | str, data: Any, kind: str) -> dict[str, Any]:
+    """``data`` itself, once it is a JSON object of format ``kind`` and the supported version."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a {kind} file: it holds a JSON {type(data).__name__}, not an object.")
     if data.get("format") != kind:
         raise ValueError(f"{path} is not a {kind} file (format={data.get('format')!r}).")
     if data.get("version") != FORMAT_VERSION:

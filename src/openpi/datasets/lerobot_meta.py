@@ -9,6 +9,7 @@ parquet helpers read columns with errors that name the file, column, episode and
 from __future__ import annotations
 
 from collections.abc import Sequence
+import contextlib
 import dataclasses
 import json
 import os
@@ -103,6 +104,24 @@ _TEMPLATE_FIELDS = {
 }
 
 
+def _check_shape(info_path: pathlib.Path, name: str, shape: Any) -> None:
+    """A feature's ``shape``, when given, is a JSON list of non-negative ints (``"[23]"``, a string, is a common
+    hand-editing slip that would otherwise fail far from the file)."""
+    if shape is None:
+        return
+    if isinstance(shape, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        return
+    example = "[23]"
+    if isinstance(shape, str):  # a list written inside a string: show that list unquoted
+        with contextlib.suppress(json.JSONDecodeError):
+            parsed = json.loads(shape)
+            example = json.dumps(parsed) if isinstance(parsed, list) else example
+    raise DatasetFormatError(
+        f"{info_path}: feature '{name}' has shape {shape!r}; a shape must be a JSON list of non-negative integers, "
+        f'e.g. "shape": {example} (no quotes around the list).'
+    )
+
+
 def _check_info(info_path: pathlib.Path, info: Any) -> None:
     """Validates the whole ``info.json`` schema once, so a bad file fails at load naming the field, never later
     as a bare ``KeyError``; path templates must stay inside the dataset root."""
@@ -120,6 +139,7 @@ def _check_info(info_path: pathlib.Path, info: Any) -> None:
     for name, feature in features.items():
         if not isinstance(feature, dict) or "dtype" not in feature:
             raise DatasetFormatError(f"{info_path}: feature '{name}' has no 'dtype'.")
+        _check_shape(info_path, name, feature.get("shape"))
     has_video = any(f["dtype"] == "video" for f in features.values())
     for key, placeholders in _TEMPLATE_FIELDS[version[:2]].items():
         if key == "video_path" and not has_video:

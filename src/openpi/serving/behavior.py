@@ -91,6 +91,12 @@ class BehaviorObservations:
         if proprio.ndim != 1:
             raise ValueError(f"BEHAVIOR observation {proprio_key(self.robot)!r} must be a vector, got {proprio.shape}.")
         b1k_policy.proprio_edition(proprio.shape[0])  # 256 (2025) or 61 (2026): anything else is named here
+        bad = np.flatnonzero(~np.isfinite(proprio)).tolist()
+        if bad:
+            raise ValueError(
+                f"BEHAVIOR observation {proprio_key(self.robot)!r} has NaN or infinite values at dims {bad[:10]}"
+                f"{' ...' if len(bad) > 10 else ''}; the robot's state must be finite."
+            )
         sample["observation.state"] = proprio
         task_id = int(np.asarray(self._get(obs, TASK_ID_KEY)).reshape(-1)[0])
         if task_id not in self.task_prompts:

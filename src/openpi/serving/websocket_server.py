@@ -131,7 +131,7 @@ class PolicyServer:
             try:
                 message = await websocket.recv()
                 start = time.monotonic()
-                request = msgpack_numpy.unpackb(message)
+                request = self._decode(message)
                 if executor is not None and "reset" in request:
                     episode.log(peer, "reset", executor.queries)
                     await self._in_worker(executor.reset)
@@ -162,6 +162,26 @@ class PolicyServer:
                         reason="Internal server error. Traceback included in previous frame.",
                     )
                 return
+
+    def _decode(self, message: bytes | str) -> dict:
+        """The request map of a frame; a text frame or a msgpack value other than a map (a list, a number) is an
+        error saying what the protocol expects."""
+        expected = (
+            "send an observation dict, or {'batch': [observation dict, ...]} for a batch"
+            if self.protocol == "openpi"
+            else "send an observation dict (OmniGibson keys), or {'reset': True} at the start of an episode"
+        )
+        if isinstance(message, str):
+            raise ValueError(f"A request must be a binary msgpack frame, got a text frame; {expected}.")
+        request = msgpack_numpy.unpackb(message)
+        if not isinstance(request, dict):
+            shown = repr(request)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise ValueError(
+                f"A request must be a msgpack map (an observation dict), got {type(request).__name__} {shown}; "
+                f"{expected}."
+            )
+        return request
 
     async def _reply(self, request: dict, executor: _chunking.ChunkExecutor | None) -> tuple[dict, float | None]:
         """The reply dict and the policy's own time (ms; None for BEHAVIOR, whose timing is the server's)."""
