@@ -3,7 +3,7 @@
     python benchmarks/levers_offline.py                          # 6 levers x 3 seeds, JAX, tiny model
     python benchmarks/levers_offline.py --steps 300 --seeds 0 1 2 3 --levers uniform masked
 
-Levers (registered demo configs, identical except for what the lever changes):
+Levers (``openpi.experiments.strategies.B1K``: demo configs identical except for what the lever changes):
   uniform            pi0_b1k_uniform_demo           upstream loss, 9 of 32 dims are padding
   original           pi05_b1k_demo                  the B1K baseline's time weights
   per_group          pi0_b1k_arm_focused_demo       hand-set arm-focused group weights (padding excluded)
@@ -11,7 +11,7 @@ Levers (registered demo configs, identical except for what the lever changes):
   adaptive           pi0_b1k_adaptive_demo          group weights from each group's own progress
   delta_pertimestep  pi05_b1k_delta_pertimestep_demo  delta trunk/arm actions + per-timestep action stats
 
-Held-out episodes (the last of every task) are evaluated with scripts/eval_policy.py. Every lever's errors are
+Held-out episodes (the last of every task) are evaluated as scripts/eval_policy.py does. Every lever's errors are
 normalized with the same per-dim stats of the absolute training actions, so the numbers are comparable (the
 delta lever's policy outputs absolute actions). Per lever and group: mean, std and a 95% t-interval over seeds;
 a difference to ``uniform`` whose intervals overlap is reported as "not resolved". Nothing is tuned per lever.
@@ -20,38 +20,28 @@ a difference to ``uniform`` whose intervals overlap is reported as "not resolved
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import logging
 import os
 import pathlib
-import sys
 import time
 
 import numpy as np
 from scipy import stats as _scipy_stats
 import tyro
 
-from openpi.analysis import arm_heavy
-from openpi.datasets import episode_files
-from openpi.datasets import stats as _stats
-from openpi.policies import b1k_policy
-from openpi.shared import normalize as _normalize
+from openpi.experiments import b1k_demo
+from openpi.experiments import evaluation
+from openpi.experiments import norm_stats
+from openpi.experiments import report
+from openpi.experiments import runs as _runs
+from openpi.experiments import strategies
 from openpi.training import config as _config
 
 logger = logging.getLogger("openpi.levers")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "scripts"))
-demo = importlib.import_module("demo")
-eval_policy = importlib.import_module("eval_policy")
 
-# The demo's three strategies (its configs, one source), then the new levers.
-LEVERS = {
-    **{name: demo.STRATEGY_CONFIGS[name] for name in ("uniform", "original", "per_group")},
-    "masked": "pi0_b1k_masked_demo",
-    "adaptive": "pi0_b1k_adaptive_demo",
-    "delta_pertimestep": "pi05_b1k_delta_pertimestep_demo",
-}
-GROUPS = demo.REPORT_GROUPS
+LEVERS = strategies.B1K
+GROUPS = report.B1K_GROUPS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,8 +51,7 @@ class Args:
     seeds: tuple[int, ...] = (0, 1, 2)
     levers: tuple[str, ...] = tuple(LEVERS)
     batch_size: int = 8
-    framework: str = "jax"
-    """jax or pytorch."""
+    framework: _runs.Framework = "jax"
     output_dir: str = "levers_output"
     dataset_root: str = _config.DEMO_DATASET_ROOT
     """Miniature B1K dataset; written here (like scripts/demo.py does) when absent."""
@@ -72,28 +61,68 @@ class Args:
     """Only write the report from the runs already in --output-dir/runs.json (e.g. after an interrupted run)."""
 
 
-def _demo_args(args: Args) -> demo.Args:
-    return demo.Args(framework=args.framework, steps=args.steps, batch_size=args.batch_size,
-                     dataset_root=args.dataset_root, heldout_per_task=args.heldout_per_task)
+def absolute_actions(config: _config.TrainConfig) -> _config.TrainConfig:
+    """``config`` without delta actions or per-timestep stats: its norm stats are the absolute action column's."""
+    return dataclasses.replace(
+        config, data=dataclasses.replace(config.data, delta_action_mask=None, per_timestep_norm=False)
+    )
 
 
-def _config_for(args: Args, lever: str, seed: int, root: pathlib.Path, out: pathlib.Path) -> _config.TrainConfig:
-    return _config.cli([
-        LEVERS[lever],
-        f"--exp-name=levers_{args.framework}_seed{seed}",
-        f"--seed={seed}",
-        f"--data.root={root}",
-        f"--data.episodes-path={out / 'train_episodes.json'}",
-        f"--assets-base-dir={out / 'assets'}",
-        f"--checkpoint-base-dir={out / 'checkpoints'}",
-        f"--num-train-steps={args.steps}",
-        f"--save-interval={args.steps}",
-        f"--log-interval={max(1, args.steps // 10)}",
-        f"--lr-schedule.decay-steps={args.steps}",
-        f"--batch-size={args.batch_size}",
-        "--no-wandb-enabled",
-        "--overwrite",
-    ])
+def plan(args: Args, root: pathlib.Path, out: pathlib.Path) -> list[_runs.Run]:
+    """Lever by lever, all seeds each: an interrupted benchmark still has every finished lever's spread."""
+    schedule = _runs.Schedule(args.steps, args.batch_size, log_interval=max(1, args.steps // 10))
+    planned = []
+    for lever in args.levers:
+        for seed in args.seeds:
+            config = _runs.configure(
+                strategies.config(LEVERS, lever),
+                exp_name=f"levers_{args.framework}_seed{seed}",
+                seed=seed,
+                schedule=schedule,
+                data_root=root,
+                output_dir=out,
+                episodes_path=out / "train_episodes.json",
+                wandb=False,
+            )
+            planned.append(_runs.Run(lever, seed, config, out / "eval" / lever / f"seed{seed}", args.framework))
+    return planned
+
+
+def main(args: Args) -> dict:
+    strategies.check(args.levers, LEVERS, "levers")
+    start = time.perf_counter()
+    out = pathlib.Path(args.output_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    if args.summarize_only:
+        runs = json.loads((out / "runs.json").read_text())
+        return summarize(args, runs, out, time.perf_counter() - start)
+    os.environ.setdefault("WANDB_MODE", "offline")
+    root = b1k_demo.ensure_dataset(b1k_demo.Args(dataset_root=args.dataset_root))
+    train_episodes, _ = b1k_demo.split_episodes(root, args.heldout_per_task, out / "train_episodes.json")
+    planned = plan(args, root, out)
+    # Every lever's errors are normalized with the same per-dim stats of the absolute training actions.
+    flat = norm_stats.for_config(absolute_actions(planned[0].config), episodes=train_episodes)
+    flat_dir = norm_stats.write(flat,
+                                out / "eval_stats").parent
+    norm_stats.write_all([r.config for r in planned], episodes=train_episodes)
+
+    def evaluate(r: _runs.Run) -> None:
+        evaluation.offline_run(r.config, r.checkpoint, root=root, norm_stats_dir=flat_dir,
+                               heldout_per_task=args.heldout_per_task, stride=args.eval_stride, output_dir=r.eval_dir)
+
+    runs: dict[str, list[dict]] = {lever: [] for lever in args.levers}
+    for r in planned:
+        record = _runs.execute(r, evaluate)
+        overall = json.loads(r.eval_json.read_text())["overall"]
+        runs[r.strategy].append({
+            "seed": r.seed,
+            "mse_normalized": {g: overall["groups"][g]["mse_normalized"] for g in GROUPS},
+            "arm_activity_ratio": overall["arm_activity_ratio"],
+            "final_weights": {g: record["metrics"][-1].get(f"weight/{g}") for g in GROUPS},
+        })
+        (out / "runs.json").write_text(json.dumps(runs, indent=1))  # nothing lost if a later run fails
+
+    return summarize(args, runs, out, time.perf_counter() - start)
 
 
 def interval(values: list[float]) -> dict[str, float]:
@@ -113,60 +142,6 @@ def verdict(row: dict[str, float], reference: dict[str, float]) -> str:
     if lo > ref_hi:
         return "higher"
     return "not resolved"
-
-
-def main(args: Args) -> dict:
-    unknown = [lever for lever in args.levers if lever not in LEVERS]
-    if unknown:
-        raise ValueError(f"Unknown levers {unknown}; choose from {list(LEVERS)}.")
-    start = time.perf_counter()
-    out = pathlib.Path(args.output_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    if args.summarize_only:
-        runs = json.loads((out / "runs.json").read_text())
-        return summarize(args, runs, out, time.perf_counter() - start)
-    os.environ.setdefault("WANDB_MODE", "offline")
-    root = demo.ensure_dataset(_demo_args(args))
-    train_episodes, _ = demo.split_episodes(root, args.heldout_per_task)
-    episode_files.save_episode_list(out / "train_episodes.json", arm_heavy.EpisodeSelection(episodes=train_episodes,
-                                details={}), criterion=arm_heavy.Criterion())
-    flat = _stats.compute_norm_stats(root, state_transform=b1k_policy.proprio_to_state, episodes=train_episodes,
-                                     action_horizon=50)
-    flat_dir = _normalize.save(out / "eval_stats", flat).parent
-    for lever in args.levers:
-        config = _config.get_config(LEVERS[lever])
-        stats = flat
-        if config.data.delta_action_mask or config.data.per_timestep_norm:
-            stats = _stats.compute_norm_stats(
-                root, state_transform=b1k_policy.proprio_to_state, episodes=train_episodes,
-                action_horizon=config.model.action_horizon, delta_action_mask=config.data.delta_action_mask,
-                per_timestep=config.data.per_timestep_norm,
-            )
-        _normalize.save(out / "assets" / LEVERS[lever] / _config.DEMO_REPO_ID, stats)
-
-    runs: dict[str, list[dict]] = {lever: [] for lever in args.levers}
-    # Lever by lever, all seeds each: an interrupted benchmark still has every finished lever's spread.
-    for lever in args.levers:
-        for seed in args.seeds:
-            config = _config_for(args, lever, seed, root, out)
-            logger.info("Training %s (seed %d).", lever, seed)
-            demo._train(config, args.framework)
-            eval_dir = out / "eval" / lever / f"seed{seed}"
-            report = eval_policy.run(eval_policy.Args(
-                config_name=config.name, root=str(root), norm_stats_dir=str(flat_dir),
-                checkpoint=str(config.checkpoint_dir / str(args.steps)), num_episodes=args.heldout_per_task,
-                stride=args.eval_stride, output_dir=str(eval_dir),
-            ))
-            metrics = [json.loads(line) for line in (config.checkpoint_dir / "metrics.jsonl").read_text().splitlines()]
-            runs[lever].append({
-                "seed": seed,
-                "mse_normalized": {g: report["overall"]["groups"][g]["mse_normalized"] for g in GROUPS},
-                "arm_activity_ratio": report["overall"]["arm_activity_ratio"],
-                "final_weights": {g: metrics[-1].get(f"weight/{g}") for g in GROUPS},
-            })
-            (out / "runs.json").write_text(json.dumps(runs, indent=1))  # nothing lost if a later run fails
-
-    return summarize(args, runs, out, time.perf_counter() - start)
 
 
 def summarize(args: Args, runs: dict[str, list[dict]], out: pathlib.Path, seconds: float) -> dict:
@@ -201,7 +176,8 @@ def report_markdown(args: Args, summary: dict, seconds: float) -> str:
         cells = []
         for key in keys:
             c = row[key]
-            cell = f"{c['mean']:.3f} ± {c['std']:.3f} [{c['ci95']:.3f}, n={c['n']}]"
+            cell = report.spread(c["mean"], c["std"], c["n"])
+            cell += "" if c["n"] == 1 else f" [{c['ci95']:.3f}, n={c['n']}]"
             if "uniform" in summary and lever != "uniform":
                 cell += f" ({verdict(c, summary['uniform'][key])})"
             cells.append(cell)

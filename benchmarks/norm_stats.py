@@ -1,7 +1,7 @@
 """Norm-stats throughput: the parquet fast path vs iterating the training data loader.
 
 Writes a no-video miniature B1K dataset of ``--frames`` frames (default 200k), then times
-`openpi.datasets.stats.compute_norm_stats` (state and action columns only, vectorized B1K state transform)
+`openpi.experiments.norm_stats.compute` (state and action columns only, vectorized B1K state transform)
 over all of it, and the data loader over ``--loader-frames`` frames: ``pi05_b1k_demo``'s own repack and robot
 transforms (B1KInputs, per sample), its cameras left out as the dataset has none.
 Prints frames/s of both and their ratio (target >= 50x). Run: ``python benchmarks/norm_stats.py``.
@@ -16,8 +16,7 @@ import tyro
 
 from openpi import transforms as _transforms
 from openpi.datasets import mini_b1k
-from openpi.datasets import stats as _stats
-from openpi.policies import b1k_policy
+from openpi.experiments import norm_stats
 from openpi.training import config as _config
 from openpi.training import data_loader as _dl
 
@@ -56,12 +55,12 @@ def main(args: Args) -> None:
         total = config.num_tasks * config.episodes_per_task * config.frames_per_episode
         print(f"wrote {total} frames (no video) in {write_s:.1f}s")
 
+        # What scripts/compute_norm_stats.py computes for pi05_b1k_demo on this dataset.
+        recipe = norm_stats.for_config(_config.get_config("pi05_b1k_demo"), root=root, action_horizon=args.action_horizon)
         fast_times = []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            _stats.compute_norm_stats(
-                root, state_transform=b1k_policy.proprio_to_state, action_horizon=args.action_horizon, progress=False
-            )
+            norm_stats.compute(recipe, progress=False)
             fast_times.append(time.perf_counter() - start)
         fast_s = min(fast_times)
         fast_rate = total / fast_s

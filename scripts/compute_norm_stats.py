@@ -16,11 +16,10 @@ import numpy as np
 import tyro
 
 from openpi.datasets import lerobot_meta as _lerobot_meta
-from openpi.datasets import stats as _stats
+from openpi.experiments import norm_stats
 from openpi.shared import cli
 from openpi.shared import normalize as _normalize
 from openpi.training import config as _config
-from openpi.training import data_resolver
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,46 +51,33 @@ class Args:
     """Action stats per chunk index ([H, D]); with --config-name the config's data.per_timestep_norm decides."""
 
 
-def _from_config(args: Args) -> tuple[pathlib.Path, data_resolver.DataDecisions, tuple[str, str], int, pathlib.Path]:
-    """(dataset root, the resolver's decisions, (state key, action key), action horizon, output dir) of the
-    training config, with ``--state-dims`` replacing the config's."""
-    config = _config.get_config(args.config_name, args.config_overrides)
-    data = config.data if args.state_dims is None else dataclasses.replace(config.data, state_dims=args.state_dims)
-    root = _lerobot_meta.resolve_root(data.repo_id or None, args.root or data.root)
-    decisions = data_resolver.resolve(data, config.model, config.assets_dirs)
-    horizon = args.action_horizon or config.model.action_horizon
-    return root, decisions, (data.state_key, data.action_key), horizon, args.output_dir or decisions.stats_dir
+def plan(args: Args) -> tuple[norm_stats.Recipe, pathlib.Path]:
+    """The recipe of the stats ``args`` ask for and where they go."""
+    if args.config_name is not None:
+        config = _config.get_config(args.config_name, args.config_overrides)
+        if args.state_dims is not None:
+            config = dataclasses.replace(config, data=dataclasses.replace(config.data, state_dims=args.state_dims))
+        recipe = norm_stats.for_config(
+            config, root=args.root, action_horizon=args.action_horizon, max_frames=args.max_frames
+        )
+        return recipe, args.output_dir or norm_stats.stats_dir(config)
+    if args.repo_id is None and args.root is None:
+        raise ValueError("no dataset given: pass --config-name, or --repo-id and/or --root.")
+    root = _lerobot_meta.resolve_root(args.repo_id, args.root)
+    recipe = norm_stats.for_dataset(
+        root,
+        robot=args.state_transform,
+        state_dims=args.state_dims,
+        action_horizon=args.action_horizon or 1,
+        per_timestep=args.per_timestep,
+        max_frames=args.max_frames,
+    )
+    return recipe, args.output_dir or pathlib.Path("assets") / (args.repo_id or root.name)
 
 
 def main(args: Args) -> None:
-    if args.config_name is not None:
-        root, decisions, keys, horizon, output_dir = _from_config(args)
-        transform = decisions.state_transform
-        delta_mask, per_timestep = decisions.delta_action_mask, decisions.per_timestep_norm
-    elif args.repo_id is None and args.root is None:
-        raise ValueError("no dataset given: pass --config-name, or --repo-id and/or --root.")
-    else:
-        root = _lerobot_meta.resolve_root(args.repo_id, args.root)
-        keys = ("observation.state", "action")
-        robot = args.state_transform
-        if robot == "auto":
-            shape = _lerobot_meta.LeRobotMetadata.load(root).features.get(keys[0], {}).get("shape") or [0]
-            robot = data_resolver.robot_for_state(shape[-1])
-        transform, horizon = data_resolver.state_transform(robot, args.state_dims), args.action_horizon or 1
-        delta_mask, per_timestep = None, args.per_timestep
-        output_dir = args.output_dir or pathlib.Path("assets") / (args.repo_id or root.name)
-    norm_stats = _stats.compute_norm_stats(
-        root,
-        state_key=keys[0],
-        action_key=keys[1],
-        state_transform=transform,
-        action_horizon=horizon,
-        max_frames=args.max_frames,
-        delta_action_mask=delta_mask,
-        per_timestep=per_timestep,
-    )
-    path = _normalize.save(output_dir, norm_stats)
-    for key, value in norm_stats.items():
+    path = norm_stats.write(*plan(args))
+    for key, value in _normalize.load(path.parent).items():
         print(f"{key}: shape {np.shape(value.mean)}, mean |x| {abs(value.mean).mean():.4f}, min std {value.std.min():.3g}")
     print(f"Wrote {path}")
 

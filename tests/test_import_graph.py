@@ -90,3 +90,31 @@ def test_policies_import_no_trainer_or_data_loader():
     graph = _graph()
     bad = {(m, d) for m, deps in graph.items() if m.startswith("openpi.policies") for d in deps & TRAINERS_AND_LOADER}
     assert not bad
+
+
+SCRIPTS = pathlib.Path(__file__).parents[1] / "scripts"
+
+
+def test_scripts_import_no_other_script():
+    """A script is a command line over the package: it never imports a sibling script (``import demo``,
+    ``importlib.import_module("demo")``, loading it from its file, or putting scripts/ on ``sys.path``)."""
+    names = {p.stem for p in SCRIPTS.glob("*.py")}
+
+    def script_imports(source: str) -> set[str]:
+        found = set()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                found |= {a.name.split(".")[0] for a in node.names} & names
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found |= {node.module.split(".")[0]} & names
+            elif isinstance(node, ast.Call) and ast.unparse(node.func).endswith(
+                ("import_module", "spec_from_file_location", "sys.path.insert", "sys.path.append")
+            ):
+                found.add(ast.unparse(node))
+        return found
+
+    assert script_imports("import demo_sim\nfrom eval_policy import run") == {"demo_sim", "eval_policy"}
+    assert script_imports("import importlib\nm = importlib.import_module('demo')")
+    assert not script_imports("import json\nfrom openpi.experiments import evaluation")
+    bad = {path.name: found for path in sorted(SCRIPTS.glob("*.py")) if (found := script_imports(path.read_text()))}
+    assert not bad

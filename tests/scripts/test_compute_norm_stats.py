@@ -1,3 +1,4 @@
+import dataclasses
 import functools
 import json
 
@@ -107,3 +108,35 @@ def test_norm_stats_script_covers_only_the_chosen_dims(mini_v21, tmp_path, load_
 
     with pytest.raises(ValueError, match="outside the dataset's 23-dim state"):
         script.main(script.Args(root=mini_v21, state_dims=(23,), output_dir=tmp_path / "bad"))
+
+
+def test_configs_sharing_a_recipe_share_one_computation(mini_v21, tmp_path, monkeypatch):
+    """``norm_stats.write_all`` (the demos' and benchmarks' path): one computation per distinct recipe, written
+    where each config's training reads them; per-frame counting keeps the chunk horizon for per-chunk stats."""
+    from openpi.datasets import lerobot_meta
+    from openpi.experiments import norm_stats
+    from openpi.training import data_resolver
+
+    names = ("pi05_b1k_demo", "pi0_b1k_uniform_demo", "pi05_b1k_delta_pertimestep_demo")
+    configs = []
+    for name in names:
+        config = _config.get_config(name)
+        data = dataclasses.replace(config.data, root=str(mini_v21))
+        configs.append(dataclasses.replace(config, data=data, assets_base_dir=str(tmp_path)))
+    computed = []
+    compute = norm_stats.compute
+    monkeypatch.setattr(norm_stats, "compute", lambda recipe, **kw: computed.append(recipe) or compute(recipe, **kw))
+    episodes = lerobot_meta.LeRobotMetadata.load(mini_v21).episode_indices[:3]
+    written = norm_stats.write_all(configs, chunked=False, episodes=episodes, progress=False)
+    assert [r.action_horizon for r in computed] == [1, 50]  # the two flat configs share one computation
+    flat = _stats.compute_norm_stats(mini_v21, state_transform=b1k_policy.proprio_to_state, episodes=episodes,
+                                     progress=False)  # fmt: skip
+    for config in configs:
+        assert written[config.name] == data_resolver.resolve_train_config(config).stats_file
+    for config in configs[:2]:
+        loaded = normalize.load(written[config.name].parent)
+        np.testing.assert_allclose(loaded["actions"].std, flat["actions"].std, rtol=1e-6)
+        np.testing.assert_allclose(loaded["state"].mean, flat["state"].mean, rtol=1e-6)
+    assert np.shape(normalize.load(written[names[2]].parent)["actions"].mean) == (50, 23)  # per chunk step
+    norm_stats.write_all(configs, chunked=False, episodes=episodes, skip_existing=True, progress=False)
+    assert len(computed) == 2  # a continuing comparison keeps the stats it has

@@ -1,24 +1,23 @@
-"""A short demo run: every number in its report comes from the evaluation JSON of the run that wrote it."""
+"""A short demo run (``scripts/demo.py``'s library, ``openpi.experiments``): every number in its report comes from
+the evaluation JSON of the run that wrote it."""
 
-import importlib
 import importlib.util
 import json
 import pathlib
 import re
-import sys
 
 import numpy as np
 import pytest
 
-SCRIPTS = pathlib.Path(__file__).resolve().parents[2] / "scripts"
+from openpi.experiments import b1k_demo
+from openpi.experiments import report as _report
+from openpi.experiments import sim_demo
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    sys.path.insert(0, str(SCRIPTS))
-    demo = importlib.import_module("demo")
     out = tmp_path_factory.mktemp("demo")
-    args = demo.Args(
+    args = b1k_demo.Args(
         steps=4,
         seeds=(0, 1),
         strategies=("original", "per_group"),
@@ -29,7 +28,7 @@ def demo_run(tmp_path_factory):
         episodes_per_task=3,
         frames_per_episode=120,
         eval_stride=40,
-        sim=demo.demo_sim.SimArgs(
+        sim=sim_demo.SimArgs(
             enabled=importlib.util.find_spec("metaworld") is not None,
             strategies=("per_group",),
             tasks=("reach-v3", "pick-place-v3"),
@@ -41,7 +40,7 @@ def demo_run(tmp_path_factory):
             dataset_root=str(out / "sim_data"),
         ),
     )
-    result = demo.main(args)
+    result = b1k_demo.main(args)
     return args, result, out / "report"
 
 
@@ -125,5 +124,15 @@ def test_closed_loop_comparison_continues_from_finished_runs(demo_run, monkeypat
 
     monkeypatch.setattr(jax_trainer, "train", refuse)
     monkeypatch.setattr(closed_loop, "evaluate", refuse)
-    again = importlib.import_module("demo_sim").run(args.sim, args.seeds, out)
+    again = sim_demo.run(args.sim, args.seeds, out)
     assert again["summary"] == result["sim"]["summary"]
+
+
+def test_one_seed_cells_say_n1_instead_of_a_zero_spread():
+    assert _report.spread(0.12345, 0.0, 1) == "0.123 (n=1)"
+    assert _report.spread(0.12345, 0.01, 2, ".2f") == "0.12 ± 0.01"
+    rows = {s: {"seeds": [0], "tasks": {"reach": {"mean": m, "std": 0.0}}} for s, m in (("a", 0.8), ("b", 0.2))}
+    assert _report.verdict(rows, "reach") == "one seed, no spread"
+    for row, m in zip(rows.values(), (0.8, 0.2), strict=True):
+        row["seeds"], row["tasks"]["reach"]["std"] = [0, 1], 0.1 * m
+    assert _report.verdict(rows, "reach") == "a best"

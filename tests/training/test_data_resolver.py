@@ -79,8 +79,10 @@ def test_every_consumer_takes_the_resolvers_answers(name, mini_v21, tmp_path, mo
     # The norm-stats script writes where create() reads.
     script = _norm_stats_script()
     monkeypatch.setattr(script._lerobot_meta, "resolve_root", lambda repo_id, root=None: mini_v21)
-    _, resolved, _, _, output_dir = script._from_config(script.Args(config_name=name, config_overrides=overrides))
-    assert output_dir == decisions.stats_dir and resolved == decisions
+    recipe, output_dir = script.plan(script.Args(config_name=name, config_overrides=overrides))
+    assert output_dir == decisions.stats_dir
+    assert (recipe.robot, recipe.state_dims, recipe.delta_action_mask, recipe.per_timestep) == (
+        decisions.robot, decisions.state_dims, decisions.delta_action_mask, decisions.per_timestep_norm)
 
     # The analysis tools read the same file with the same norm kind.
     if not sources.trains_transformed_actions(config):
