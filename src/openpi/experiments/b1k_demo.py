@@ -61,6 +61,10 @@ class Args:
     sim: sim_demo.SimArgs = dataclasses.field(default_factory=sim_demo.SimArgs)
     """The closed-loop part in the simulator (seeds from --seeds)."""
 
+    @property
+    def schedule(self) -> runs.Schedule:
+        return runs.Schedule(self.steps, self.batch_size, log_interval=max(1, min(10, self.steps // 10)))
+
 
 def ensure_dataset(args: Args) -> pathlib.Path:
     """The miniature B1K dataset at ``args.dataset_root``, written there (seed 0) when absent."""
@@ -96,10 +100,6 @@ def split_episodes(root: pathlib.Path, heldout_per_task: int, episodes_path: pat
     return training, heldout
 
 
-def schedule(args: Args) -> runs.Schedule:
-    return runs.Schedule(args.steps, args.batch_size, log_interval=max(1, min(10, args.steps // 10)))
-
-
 def plan(args: Args, root: pathlib.Path, out: pathlib.Path) -> list[runs.Run]:
     """Every (seed, strategy) run, seed by seed, training on the episodes in ``out/train_episodes.json``."""
     planned = []
@@ -109,7 +109,7 @@ def plan(args: Args, root: pathlib.Path, out: pathlib.Path) -> list[runs.Run]:
                 _strategies.config(_strategies.B1K, strategy),
                 exp_name=f"demo_{args.framework}_seed{seed}",
                 seed=seed,
-                schedule=schedule(args),
+                schedule=args.schedule,
                 data_root=root,
                 output_dir=out,
                 episodes_path=out / "train_episodes.json",
