@@ -11,7 +11,10 @@ import pytest
 
 from openpi.experiments import b1k_demo
 from openpi.experiments import report as _report
+from openpi.experiments import runs
 from openpi.experiments import sim_demo
+from openpi.experiments import strategies
+from openpi.training import config as _config
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +139,19 @@ def test_one_seed_cells_say_n1_instead_of_a_zero_spread():
     for row, m in zip(rows.values(), (0.8, 0.2), strict=True):
         row["seeds"], row["tasks"]["reach"]["std"] = [0, 1], 0.1 * m
     assert _report.verdict(rows, "reach") == "a best"
+
+
+def test_run_configs_equal_the_command_lines_they_replace(tmp_path):
+    """A run's config is built as an object; it equals what the same settings give on the command line."""
+    schedule = runs.Schedule(steps=7, batch_size=5, log_interval=3, warmup_steps=2)
+    data, episodes = tmp_path / "data", tmp_path / "train_episodes.json"
+    for name in (*strategies.B1K.values(), *strategies.SIM.values()):
+        built = runs.configure(_config.get_config(name), exp_name="e", seed=3, schedule=schedule, data_root=data,
+                               output_dir=tmp_path, episodes_path=episodes, project_name="p", wandb=False)  # fmt: skip
+        parsed = _config.cli([
+            name, "--exp-name=e", "--seed=3", f"--data.root={data}", f"--data.episodes-path={episodes}",
+            f"--assets-base-dir={tmp_path / 'assets'}", f"--checkpoint-base-dir={tmp_path / 'checkpoints'}",
+            "--num-train-steps=7", "--save-interval=7", "--log-interval=3", "--lr-schedule.decay-steps=7",
+            "--lr-schedule.warmup-steps=2", "--batch-size=5", "--project-name=p", "--no-wandb-enabled", "--overwrite",
+        ])  # fmt: skip
+        assert repr(built) == repr(parsed), name

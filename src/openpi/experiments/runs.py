@@ -70,6 +70,8 @@ def configure(
 
 @dataclasses.dataclass(frozen=True)
 class Run:
+    """One run of a comparison: a strategy's config at one seed, trained with one framework."""
+
     strategy: str
     seed: int
     config: _config.TrainConfig
