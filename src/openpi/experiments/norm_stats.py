@@ -43,7 +43,9 @@ class Recipe:
 
 
 def _decisions(config: _config.TrainConfig) -> data_resolver.DataDecisions:
-    """The config's data decisions: the one place this package asks the resolver."""
+    """The config's data decisions: the one place this package asks the resolver. Not ``config.data_config()``:
+    that reads and validates the stats file already there, which this helper must be able to replace (a stale
+    or wrong-shaped file is what its error tells the user to recompute)."""
     return data_resolver.resolve_train_config(config)
 
 
