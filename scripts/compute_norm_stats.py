@@ -33,10 +33,11 @@ class Args:
     """Dataset repo id; the data is read from --root or $HF_LEROBOT_HOME/<repo_id>."""
     root: pathlib.Path | None = None
     """Local dataset root (holding meta/info.json)."""
-    state_transform: Literal["auto", "b1k", "b1k_baseline_2025", "none"] = "auto"
-    """b1k: 256-dim proprio → 23-dim state in action order; b1k_baseline_2025: the 2025 baseline's order; none:
-    the state as stored; auto: b1k for a 256-dim state (B1K's proprio), else none. With --config-name the
-    config's robot decides."""
+    state_transform: Literal["auto", "b1k", "b1k_2026", "b1k_baseline_2025", "none"] = "auto"
+    """b1k: R1Pro's 256-dim proprio (2025 edition) → 23-dim state in action order; b1k_2026: the same from the
+    2026 edition's 61-dim proprio; b1k_baseline_2025: the 2025 baseline's order; none: the state as stored; auto:
+    b1k for a 256-dim state, b1k_2026 for a 61-dim one, else none. With --config-name the config's robot
+    decides."""
     state_dims: tuple[int, ...] | None = None
     """Indices of the (converted) state vector to take statistics over; default the config's data.state_dims,
     else all dims."""
