@@ -116,15 +116,15 @@ class Expert:
             if arrived or timeout:
                 self._next("pre-grasp")
         elif self.phase == "pre-grasp":
-            if self._move_hand(cube + [0.0, 0.0, ABOVE]) or timeout:
+            if self._move_hand(cube + np.array([0.0, 0.0, ABOVE])) or timeout:
                 self._next("descend")
         elif self.phase == "descend":
             # Lift: the fingers around the cube's middle; touch: the closed fingertips pressed onto its top.
             depth = 0.0 if grasp else 0.01
-            if self._move_hand(cube + [0.0, 0.0, depth]) or timeout:
+            if self._move_hand(cube + np.array([0.0, 0.0, depth])) or timeout:
                 self._next("close" if grasp else "press")
         elif self.phase == "press":
-            self._move_hand(cube + [0.0, 0.0, 0.0])
+            self._move_hand(cube)
         elif self.phase == "close":
             gripper = 1.0
             if self._phase_steps >= CLOSE_STEPS:
@@ -132,5 +132,5 @@ class Expert:
                 self._next("lift")
         elif self.phase == "lift":
             gripper = 1.0
-            self._move_hand(self._grasp + [0.0, 0.0, LIFT])
+            self._move_hand(self._grasp + np.array([0.0, 0.0, LIFT]))
         return np.concatenate([base, self._q, [gripper]]).astype(np.float32)
