@@ -25,7 +25,7 @@ ABOVE = 0.10  # m above the cube: the pre-grasp point
 CLOSE_STEPS = 5  # steps the gripper closes on the cube before lifting
 LIFT = 0.20  # m above the grasp
 IK_ITERATIONS, IK_DAMPING = 10, 1e-3
-PHASE_LIMIT = 60  # steps: a phase that does not reach its goal hands over anyway
+PHASE_LIMIT = 80  # steps: a phase that does not reach its goal hands over anyway
 
 
 class Expert:
