@@ -96,13 +96,8 @@ def evaluate_mobile(
         env = mobile_env.MobileEnv(task_name, image_size=image_size, max_steps=max_steps)
         try:
             runs, filmstrips = _run_task(env, make_policy(env), task_name, report["layout_seeds"], output_dir, bar)
-        finally:
-            env.close()
-        # The reference: the expert on the same layouts (state only, no cameras).
-        env = mobile_env.MobileEnv(task_name, max_steps=max_steps, render=False)
-        try:
-            expert = mobile_expert.Expert(env)
-            reference = []
+            # The reference: the expert on the same layouts (it reads the state: no cameras).
+            env.cameras, expert, reference = False, mobile_expert.Expert(env), []
             for seed in report["layout_seeds"]:
                 reference.append(rollout.run_episode(env, expert, seed))
                 bar.update()

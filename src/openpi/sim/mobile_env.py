@@ -18,8 +18,9 @@ positions (7), gripper opening in m (1), torso height (1), then the end effector
 in the robot frame (3 + 3; the cube's, like Meta-World's goal position, tells a small model where to go).
 
 Each layout is a pure function of its seed: the base starts 1.5-2.5 m from its pre-grasp pose, up to 0.6 rad
-off in heading and bearing, so driving is a large share of every episode; the cube's place on the table,
-its size and the arm's start are drawn by robosuite from the same seed. Cameras (``head``: forward-looking on
+off in heading and bearing, so driving is a large share of every episode; the cube's place on the table and
+the arm's start are drawn by robosuite from the same seed (its cube size is drawn once, when the model is
+built, from a fixed seed). Cameras (``head``: forward-looking on
 the base; ``wrist``: the hand camera) render at 64 px with anti-aliasing, shadows and reflections off, which
 software OpenGL needs to reach ~20 steps/s. robosuite and MuJoCo are imported on first use.
 """
@@ -130,7 +131,8 @@ class MobileEnv:
     """One mobile task with seeded layouts. ``reset(seed)`` and ``step(action)`` return observation dicts
     ``{"state": float32[18], "images": {"head", "wrist"}: uint8[S, S, 3], "prompt": str}``; ``step`` also
     returns the task's success flag and whether the episode is done. ``navigated`` says whether the base has
-    reached its pre-grasp region in this episode. ``render=False`` skips the cameras (experts read the state)."""
+    reached its pre-grasp region in this episode. ``render=False`` builds no cameras (experts read the state);
+    setting ``cameras = False`` skips them for a while (observations then carry no images)."""
 
     def __init__(self, task_name: str, *, image_size: int = 64, max_steps: int = 200, render: bool = True):
         robosuite, mujoco = _require_robosuite()
@@ -143,6 +145,7 @@ class MobileEnv:
             "Lift", robots="PandaOmron", controller_configs=_controller_config(), has_renderer=False,
             has_offscreen_renderer=False, use_camera_obs=False, use_object_obs=True, control_freq=CONTROL_FREQ,
             horizon=10**9, ignore_done=True, hard_reset=False,  # a hard reset rebuilds the model (and its edits)
+            seed=0,  # the cube's size is drawn once, when the model is built: the same in every environment
         )
         self._env.placement_initializer.x_range, self._env.placement_initializer.y_range = CUBE_X, CUBE_Y
         robot = self._env.robots[0]
@@ -173,6 +176,7 @@ class MobileEnv:
             self._renderer = mujoco.Renderer(self.model, image_size, image_size)
             for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION):
                 self._renderer.scene.flags[flag] = False
+        self.cameras = render
         self.steps, self.navigated, self.seed = 0, False, None
         self.target = np.zeros(3)
 
@@ -239,7 +243,7 @@ class MobileEnv:
 
     def _observation(self) -> dict:
         images = {}
-        if self._renderer is not None:
+        if self._renderer is not None and self.cameras:
             for key, camera in zip(CAMERAS, (HEAD_CAMERA, WRIST_CAMERA), strict=True):
                 self._renderer.update_scene(self.data, camera=camera)
                 images[key] = self._renderer.render().copy()
