@@ -150,11 +150,6 @@ class MobileEnv:
         self._env.placement_initializer.x_range, self._env.placement_initializer.y_range = CUBE_X, CUBE_Y
         robot = self._env.robots[0]
         self._robot = robot
-        # The base has no API for its start pose: robot.reset reads robot_model.init_base_qpos, a property.
-        self._start = np.zeros(3)
-        model_class = type(robot.robot_model)
-        robot.robot_model.__class__ = type(model_class.__name__, (model_class,),
-                                           {"init_base_qpos": property(lambda _: self._start)})
         self.model, self.data = self._env.sim.model._model, self._env.sim.data._data
         self._base_qpos = np.array(robot._ref_base_joint_pos_indexes)
         base_joints = [int(np.flatnonzero(self.model.jnt_qposadr == a)[0]) for a in self._base_qpos]
@@ -178,7 +173,7 @@ class MobileEnv:
                 self._renderer.scene.flags[flag] = False
         self.cameras = render
         self.steps, self.navigated, self.seed = 0, False, None
-        self.target = np.zeros(3)
+        self.target, self._start = np.zeros(3), np.zeros(3)
 
     # --- layout -----------------------------------------------------------------------------------------
     def reset(self, seed: int) -> dict:
@@ -189,9 +184,10 @@ class MobileEnv:
         yaw = layout_rng.uniform(-START_YAW, START_YAW)
         # robosuite's own draws (cube, arm start): its cube sampler keeps the generator it was built with.
         self._env.rng = self._env.placement_initializer.rng = np.random.default_rng([seed, 2])
-        self._start = np.zeros(3)
-        self._env.reset()
-        # The pre-grasp pose faces the table with the cube straight ahead (base x/y/yaw joint coordinates).
+        self._env.reset()  # soft (hard_reset=False): a hard reset would rebuild the model and drop the camera edits
+        # The pre-grasp pose faces the table with the cube straight ahead (base x/y/yaw joint coordinates). It
+        # depends on where reset put the cube, so the base is placed afterwards (robosuite's own start pose,
+        # robot_model.init_base_qpos, is read before the cube is placed), and its controller re-referenced.
         cube = self.cube_position
         mount0 = self.data.xpos[self._mount][:2] - self.data.qpos[self._base_qpos[:2]]
         self.target = np.array([0.0, cube[1] - mount0[1], 0.0])

@@ -7,7 +7,7 @@ the gripper site follows a straight-line waypoint (at most ``ARM_SPEED``) to the
 start orientation relative to the base, and the joint targets come from damped-least-squares inverse
 kinematics run on a copy of the robot's state (so the targets are smooth and independent of tracking lag).
 
-    python -m openpi.sim.mobile_eval --policy expert --episodes 20      # success on held-out layouts
+    python scripts/eval_closed_loop.py --suite mobile --policy expert --episodes 20   # held-out success
 """
 
 from __future__ import annotations
