@@ -109,7 +109,7 @@ def record_episode(env: mobile_env.MobileEnv, expert: mobile_expert.Expert, seed
 
 
 def write_dataset(config: MobileDatasetConfig, progress: bool = True) -> pathlib.Path:
-    """Records the expert demonstrations (then the navigation-only episodes) and returns the dataset root."""
+    """Records each task's expert demonstrations, then its navigation-only episodes; returns the dataset root."""
     size = (config.image_size, config.image_size)
     writer = lerobot_writer.LeRobotWriter(
         config.root, version="v2.1", fps=mobile_env.CONTROL_FREQ, robot_type="panda_omron",
@@ -121,14 +121,13 @@ def write_dataset(config: MobileDatasetConfig, progress: bool = True) -> pathlib
     total = len(config.tasks) * (config.episodes_per_task + config.navigation_episodes_per_task)
     bar = tqdm.tqdm(total=total, desc="Expert demos", disable=not progress)
     with writer:
-        for navigation_only, count in ((False, config.episodes_per_task), (True, config.navigation_episodes_per_task)):
-            for task_index, task_name in enumerate(config.tasks):
-                if count == 0:
-                    continue
-                env = mobile_env.MobileEnv(task_name, image_size=config.image_size, max_steps=config.max_steps)
-                expert = mobile_expert.Expert(env)
-                seeds, failed = iter(data_seeds(config, task_index, navigation_only)), []
-                try:
+        for task_index, task_name in enumerate(config.tasks):
+            env = mobile_env.MobileEnv(task_name, image_size=config.image_size, max_steps=config.max_steps)
+            expert = mobile_expert.Expert(env)
+            try:
+                for navigation_only, count in ((False, config.episodes_per_task),
+                                               (True, config.navigation_episodes_per_task)):
+                    seeds, failed = iter(data_seeds(config, task_index, navigation_only)), []
                     for _ in range(count):
                         episode = None
                         while episode is None:
@@ -145,10 +144,10 @@ def write_dataset(config: MobileDatasetConfig, progress: bool = True) -> pathlib
                                         "navigation_only": navigation_only, "length": len(episode["action"]),
                                         "driving_frames": episode["driving_frames"]})
                         bar.update()
-                finally:
-                    env.close()
-                layouts.extend({"task": task_name, "failed_layout_seed": s, "navigation_only": navigation_only}
-                               for s in failed)
+                    layouts.extend({"task": task_name, "failed_layout_seed": s, "navigation_only": navigation_only}
+                                   for s in failed)
+            finally:
+                env.close()
     bar.close()
     config_json = {k: str(v) if isinstance(v, pathlib.Path) else v for k, v in dataclasses.asdict(config).items()}
     lerobot_writer.write_json(writer.root / LAYOUTS_FILE, {"config": config_json, "episodes": layouts})
