@@ -7,7 +7,8 @@ training layout (see ``openpi.sim.dataset``).
 The mobile tasks (``evaluate_mobile``) score each episode three ways -- navigation (the base reached its
 pre-grasp region), manipulation (the task's own check) and overall (both) -- and report the arm activity
 ratio: the executed arm motion over the scripted expert's on the same layouts, motion = Σ_t Σ_arm dims
-|a[t] − a[t−1]| (the offline evaluator's definition, openpi.analysis.evaluation). A policy whose arm stays
+|a[t] − a[t−1]| (the offline evaluator's definition, openpi.analysis.evaluation), in total and per executed
+step (a failing policy runs to the step limit while the expert stops at success). A policy whose arm stays
 put scores near 0; the expert scores 1.
 """
 
@@ -106,13 +107,17 @@ def evaluate_mobile(
         results = [
             {"seed": e.seed, "navigation": bool(e.navigated), "manipulation": e.success,
              "overall": bool(e.navigated) and e.success, "steps": e.steps,
-             "arm_motion": arm_motion(e.actions), "expert_arm_motion": arm_motion(r.actions)}
+             "arm_motion": arm_motion(e.actions), "expert_arm_motion": arm_motion(r.actions),
+             "expert_steps": r.steps}
             for e, r in zip(runs, reference, strict=True)
         ]
-        expert_motion = sum(r["expert_arm_motion"] for r in results)
+        motion, expert_motion = (sum(r[key] for r in results) for key in ("arm_motion", "expert_arm_motion"))
+        steps, expert_steps = (sum(r[key] for r in results) for key in ("steps", "expert_steps"))
         report["tasks"][task_name] = {
             **{kind: _rate(results, kind) for kind in ("navigation", "manipulation", "overall")},
-            "arm_activity_ratio": sum(r["arm_motion"] for r in results) / expert_motion if expert_motion else None,
+            "arm_activity_ratio": motion / expert_motion if expert_motion else None,
+            # The same per executed step: a failing policy runs to the step limit, the expert stops at success.
+            "arm_activity_per_step_ratio": (motion / steps) / (expert_motion / expert_steps) if expert_motion else None,
             "expert_manipulation": _rate([{"ok": r.success} for r in reference], "ok"),
             "mean_steps_to_success": _mean_steps([{**r, "success": r["manipulation"]} for r in results]),
             "episodes": results,
@@ -205,7 +210,7 @@ def mobile_markdown(report: dict[str, Any]) -> str:
         f"{report['layout_seeds'][-1]}), at most {report['max_steps']} steps. Success with 95% Wilson intervals; "
         "arm activity = executed arm motion / the expert's on the same layouts.",
         "",
-        "| task | navigation | manipulation | overall | arm activity ratio | expert manipulation |",
+        "| task | navigation | manipulation | overall | arm activity ratio (per step) | expert manipulation |",
         "|---|---|---|---|---|---|",
     ]
 
@@ -214,9 +219,10 @@ def mobile_markdown(report: dict[str, Any]) -> str:
         return f"{entry['successes']}/{report['episodes']} ({entry['success_rate']:.0%}) [{low:.2f}, {high:.2f}]"
 
     for name, entry in report["tasks"].items():
-        ratio = entry["arm_activity_ratio"]
+        ratio, per_step = entry["arm_activity_ratio"], entry["arm_activity_per_step_ratio"]
+        activity = "n/a" if ratio is None else f"{ratio:.2f} ({per_step:.2f})"
         lines.append(
             f"| {name} | {cell(entry['navigation'])} | {cell(entry['manipulation'])} | {cell(entry['overall'])} | "
-            f"{'n/a' if ratio is None else f'{ratio:.2f}'} | {cell(entry['expert_manipulation'])} |"
+            f"{activity} | {cell(entry['expert_manipulation'])} |"
         )
     return "\n".join(lines) + "\n"
