@@ -1,15 +1,21 @@
-"""Closed-loop success of a trained policy (or the scripted expert) in the Meta-World simulator.
+"""Closed-loop success of a trained policy (or the scripted expert) in the Meta-World simulator or on the
+mobile manipulator (``--suite mobile``, openpi.sim.mobile_env).
 
     python scripts/eval_closed_loop.py --policy expert --tasks push-v3 --episodes 5
     python scripts/eval_closed_loop.py --config-name metaworld_demo --checkpoint checkpoints/metaworld_demo/exp \\
         --tasks reach-v3 push-v3 pick-place-v3 --episodes 20
+    python scripts/eval_closed_loop.py --suite mobile --policy expert --episodes 20
+    python scripts/eval_closed_loop.py --suite mobile --config-name src/openpi/training/mobile_configs.py:mobile_demo \\
+        --checkpoint checkpoints/mobile_demo/exp --episodes 20
 
 Runs every task on held-out layouts (seeds from openpi.sim.dataset.EVAL_SEED_START, disjoint from the
 training data's), and writes ``eval.json`` (per task: success rate, 95% Wilson interval, steps to success,
 every episode), ``eval.md`` and filmstrip PNGs of a success and a failure to ``--output-dir``. A model
 predicts action chunks, executed by the serving stack's chunk executor (``openpi.serving.chunking``, as
 ``scripts/serve_policy.py`` runs them): ``--mode receding`` executes ``--execute-steps`` of each chunk, then
-replans; ``ensemble`` and ``prefix`` are the server's other modes.
+replans; ``ensemble`` and ``prefix`` are the server's other modes. The mobile suite scores navigation,
+manipulation and overall success per episode and the arm activity ratio against the expert (see
+openpi.sim.closed_loop.evaluate_mobile).
 """
 
 from __future__ import annotations
@@ -25,22 +31,30 @@ from openpi.serving import chunking
 from openpi.shared import cli
 from openpi.sim import closed_loop
 from openpi.sim import metaworld_env  # sets MUJOCO_GL=egl (headless) before anything imports MuJoCo
+from openpi.sim import mobile_env
+from openpi.sim import mobile_expert
 from openpi.sim import rollout
 from openpi.training import config as _config
+
+SUITES = {"metaworld": (metaworld_env.DEFAULT_TASKS, 150), "mobile": (mobile_env.DEFAULT_TASKS, 200)}  # tasks, step limit
 
 
 @dataclasses.dataclass(frozen=True)
 class Args:
+    suite: Literal["metaworld", "mobile"] = "metaworld"
+    """The simulator: Meta-World's fixed Sawyer, or the mobile manipulator (drive, then manipulate)."""
     policy: Literal["model", "expert"] = "model"
-    """A trained checkpoint (--config-name, --checkpoint) or Meta-World's scripted expert (the reference)."""
+    """A trained checkpoint (--config-name, --checkpoint) or the suite's scripted expert (the reference)."""
     config_name: str | None = None
     """Registered training config of the checkpoint (e.g. metaworld_demo)."""
     checkpoint: str | None = None
     """Step directory, or an experiment directory (its latest step)."""
-    tasks: tuple[str, ...] = ("reach-v3", "push-v3", "pick-place-v3")
+    tasks: tuple[str, ...] | None = None
+    """Tasks to run; default every task of the suite."""
     episodes: int = 10
     """Held-out layouts per task."""
-    max_steps: int = 150
+    max_steps: int | None = None
+    """Step limit of an episode; default the suite's (150 Meta-World, 200 mobile)."""
     image_size: int = 64
     """Camera size; the training data's (openpi.sim.dataset default 64)."""
     mode: Literal["receding", "ensemble", "prefix"] = "receding"
@@ -55,7 +69,10 @@ class Args:
 
 
 def make_policy_factory(args: Args):
+    """``task name -> StepPolicy`` (Meta-World) or ``MobileEnv -> StepPolicy`` (mobile)."""
     if args.policy == "expert":
+        if args.suite == "mobile":
+            return mobile_expert.Expert
         return metaworld_env.Expert
     if not args.config_name or not args.checkpoint:
         raise ValueError("--policy model needs --config-name and --checkpoint (or use --policy expert).")
@@ -65,22 +82,25 @@ def make_policy_factory(args: Args):
     )
     horizon = train_config.model.action_horizon
     chunking_config = chunking.ChunkingConfig(mode=args.mode, replan_every=args.execute_steps or max(1, horizon // 2))
-    return lambda _task: rollout.model_policy(trained, chunking_config, horizon=horizon)
+    return lambda _task_or_env: rollout.model_policy(trained, chunking_config, horizon=horizon)
 
 
 def main(args: Args) -> dict:
     if args.episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {args.episodes}.")
-    report = closed_loop.evaluate(
+    default_tasks, default_steps = SUITES[args.suite]
+    evaluate, render = ((closed_loop.evaluate_mobile, closed_loop.mobile_markdown) if args.suite == "mobile"
+                        else (closed_loop.evaluate, closed_loop.markdown))
+    report = evaluate(
         make_policy_factory(args),
-        args.tasks,
+        args.tasks or default_tasks,
         args.episodes,
         image_size=args.image_size,
-        max_steps=args.max_steps,
+        max_steps=args.max_steps or default_steps,
         output_dir=pathlib.Path(args.output_dir),
     )
     report["args"] = dataclasses.asdict(args)
-    print(closed_loop.markdown(report))
+    print(render(report))
     print(f"Written to {pathlib.Path(args.output_dir).resolve()} (eval.json, eval.md, filmstrips).")
     return report
 

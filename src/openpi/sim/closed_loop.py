@@ -3,6 +3,13 @@ success, a filmstrip of a success and a failure, JSON + markdown.
 
 Layouts are ``EVAL_SEED_START + k`` (k = 0 .. episodes − 1, the same for every policy), disjoint from every
 training layout (see ``openpi.sim.dataset``).
+
+The mobile tasks (``evaluate_mobile``) score each episode three ways -- navigation (the base reached its
+pre-grasp region), manipulation (the task's own check) and overall (both) -- and report the arm activity
+ratio: the executed arm motion over the scripted expert's on the same layouts, motion = Σ_t Σ_arm dims
+|a[t] − a[t−1]| (the offline evaluator's definition, openpi.analysis.evaluation), in total and per executed
+step (a failing policy runs to the step limit while the expert stops at success). A policy whose arm stays
+put scores near 0; the expert scores 1.
 """
 
 from __future__ import annotations
@@ -53,44 +60,120 @@ def evaluate(
     bar = tqdm.tqdm(total=len(tasks) * episodes, desc="Closed-loop episodes", disable=not progress)
     for task_name in tasks:
         env = metaworld_env.MetaWorldEnv(task_name, image_size=image_size, max_steps=max_steps)
-        policy = make_policy(task_name)
-        results, shown = [], {}
         try:
-            for seed in report["layout_seeds"]:
-                # Keep frames until a success and a failure were seen (for the filmstrips), then stop keeping.
-                keep = output_dir is not None and len(shown) < 2
-                episode = rollout.run_episode(env, policy, seed, keep_frames=keep)
-                if keep and episode.success not in shown:
-                    shown[episode.success] = episode
-                results.append({"seed": seed, "success": episode.success, "steps": episode.steps})
-                bar.update()
-                bar.set_postfix(task=task_name, success=sum(r["success"] for r in results))
+            runs, filmstrips = _run_task(env, make_policy(task_name), task_name, report["layout_seeds"], output_dir,
+                                         bar)
         finally:
             env.close()
-        successes = sum(r["success"] for r in results)
-        steps = [r["steps"] for r in results if r["success"]]
-        low, high = wilson_interval(successes, len(results))
-        entry = {
-            "success_rate": successes / len(results),
-            "successes": successes,
-            "wilson95": [low, high],
-            "mean_steps_to_success": float(np.mean(steps)) if steps else None,
-            "episodes": results,
-        }
-        if output_dir is not None:
-            entry["filmstrips"] = {
-                ("success" if ok else "failure"): str(
-                    write_filmstrip(ep, output_dir / f"filmstrip_{task_name}_{'success' if ok else 'failure'}.png")
-                )
-                for ok, ep in shown.items()
-            }
-        report["tasks"][task_name] = entry
+        results = [{"seed": e.seed, "success": e.success, "steps": e.steps} for e in runs]
+        report["tasks"][task_name] = {**_rate(results, "success"), "mean_steps_to_success": _mean_steps(results),
+                                      "episodes": results, **filmstrips}
     bar.close()
+    _write(report, output_dir, markdown)
+    return report
+
+
+def evaluate_mobile(
+    make_policy: Callable[[Any], rollout.StepPolicy],
+    tasks: Sequence[str],
+    episodes: int,
+    *,
+    image_size: int = 64,
+    max_steps: int = 200,
+    output_dir: pathlib.Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Runs ``make_policy(env)`` (a ``MobileEnv``; the scripted expert reads it) for ``episodes`` held-out
+    layouts of every mobile task; scores navigation, manipulation and overall success with Wilson intervals and
+    the arm activity ratio against the expert on the same layouts. Writes eval.json, eval.md and filmstrips to
+    ``output_dir`` when given. Returns the JSON report."""
+    from openpi.sim import mobile_env
+    from openpi.sim import mobile_expert
+
+    report: dict[str, Any] = {"suite": "mobile", "tasks": {}, "episodes": episodes, "max_steps": max_steps,
+                              "layout_seeds": [_dataset.EVAL_SEED_START + k for k in range(episodes)]}
+    bar = tqdm.tqdm(total=2 * len(tasks) * episodes, desc="Closed-loop episodes", disable=not progress)
+    for task_name in tasks:
+        env = mobile_env.MobileEnv(task_name, image_size=image_size, max_steps=max_steps)
+        try:
+            runs, filmstrips = _run_task(env, make_policy(env), task_name, report["layout_seeds"], output_dir, bar)
+            # The reference: the expert on the same layouts (it reads the state: no cameras).
+            env.cameras, expert, reference = False, mobile_expert.Expert(env), []
+            for seed in report["layout_seeds"]:
+                reference.append(rollout.run_episode(env, expert, seed))
+                bar.update()
+        finally:
+            env.close()
+        results = [
+            {"seed": e.seed, "navigation": bool(e.navigated), "manipulation": e.success,
+             "overall": bool(e.navigated) and e.success, "steps": e.steps,
+             "arm_motion": arm_motion(e.actions), "expert_arm_motion": arm_motion(r.actions),
+             "expert_steps": r.steps}
+            for e, r in zip(runs, reference, strict=True)
+        ]
+        motion, expert_motion = (sum(r[key] for r in results) for key in ("arm_motion", "expert_arm_motion"))
+        steps, expert_steps = (sum(r[key] for r in results) for key in ("steps", "expert_steps"))
+        report["tasks"][task_name] = {
+            **{kind: _rate(results, kind) for kind in ("navigation", "manipulation", "overall")},
+            "arm_activity_ratio": motion / expert_motion if expert_motion else None,
+            # The same per executed step: a failing policy runs to the step limit, the expert stops at success.
+            "arm_activity_per_step_ratio": (motion / steps) / (expert_motion / expert_steps) if expert_motion else None,
+            "expert_manipulation": _rate([{"ok": r.success} for r in reference], "ok"),
+            "mean_steps_to_success": _mean_steps([{**r, "success": r["manipulation"]} for r in results]),
+            "episodes": results,
+            **filmstrips,
+        }
+    bar.close()
+    _write(report, output_dir, mobile_markdown)
+    return report
+
+
+def arm_motion(actions: np.ndarray) -> float:
+    """Σ_t Σ_arm dims |a[t] − a[t−1]| of a mobile episode's executed actions."""
+    from openpi.sim import mobile_env
+
+    start, stop = mobile_env.ACTION_GROUPS["arm"]
+    return float(np.abs(np.diff(actions[:, start:stop], axis=0)).sum())
+
+
+def _run_task(env, policy, task_name, seeds, output_dir, bar) -> tuple[list[rollout.Episode], dict]:
+    """The episodes of ``policy`` on ``seeds``, and the filmstrip entry of a success and a failure."""
+    runs, shown = [], {}
+    for seed in seeds:
+        # Keep frames until a success and a failure were seen (for the filmstrips), then stop keeping.
+        keep = output_dir is not None and len(shown) < 2
+        episode = rollout.run_episode(env, policy, seed, keep_frames=keep)
+        if keep and episode.success not in shown:
+            shown[episode.success] = episode
+        runs.append(episode)
+        bar.update()
+        bar.set_postfix(task=task_name, success=sum(e.success for e in runs))
+    if output_dir is None:
+        return runs, {}
+    return runs, {"filmstrips": {
+        ("success" if ok else "failure"): str(
+            write_filmstrip(ep, output_dir / f"filmstrip_{task_name}_{'success' if ok else 'failure'}.png")
+        )
+        for ok, ep in shown.items()
+    }}
+
+
+def _rate(results: list[dict], key: str) -> dict[str, Any]:
+    successes = sum(bool(r[key]) for r in results)
+    low, high = wilson_interval(successes, len(results))
+    return {"success_rate": successes / len(results), "successes": successes, "wilson95": [low, high]}
+
+
+def _mean_steps(results: list[dict]) -> float | None:
+    steps = [r["steps"] for r in results if r["success"]]
+    return float(np.mean(steps)) if steps else None
+
+
+def _write(report: dict[str, Any], output_dir: pathlib.Path | None, render: Callable[[dict], str]) -> None:
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "eval.json").write_text(json.dumps(report, indent=1))
-        (output_dir / "eval.md").write_text(markdown(report))
-    return report
+        (output_dir / "eval.md").write_text(render(report))
 
 
 def write_filmstrip(episode: rollout.Episode, path: pathlib.Path, frames: int = 8) -> pathlib.Path:
@@ -116,5 +199,30 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {entry['successes']}/{len(entry['episodes'])} ({entry['success_rate']:.0%}) | "
             f"[{low:.2f}, {high:.2f}] | {'n/a' if steps is None else f'{steps:.0f}'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def mobile_markdown(report: dict[str, Any]) -> str:
+    """The mobile report as a table: navigation, manipulation and overall success with intervals, arm activity."""
+    lines = [
+        f"Closed loop (mobile): {report['episodes']} held-out layouts per task (seeds {report['layout_seeds'][0]}..."
+        f"{report['layout_seeds'][-1]}), at most {report['max_steps']} steps. Success with 95% Wilson intervals; "
+        "arm activity = executed arm motion / the expert's on the same layouts.",
+        "",
+        "| task | navigation | manipulation | overall | arm activity ratio (per step) | expert manipulation |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def cell(entry: dict) -> str:
+        low, high = entry["wilson95"]
+        return f"{entry['successes']}/{report['episodes']} ({entry['success_rate']:.0%}) [{low:.2f}, {high:.2f}]"
+
+    for name, entry in report["tasks"].items():
+        ratio, per_step = entry["arm_activity_ratio"], entry["arm_activity_per_step_ratio"]
+        activity = "n/a" if ratio is None else f"{ratio:.2f} ({per_step:.2f})"
+        lines.append(
+            f"| {name} | {cell(entry['navigation'])} | {cell(entry['manipulation'])} | {cell(entry['overall'])} | "
+            f"{activity} | {cell(entry['expert_manipulation'])} |"
         )
     return "\n".join(lines) + "\n"

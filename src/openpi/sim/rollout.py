@@ -1,4 +1,5 @@
-"""Closed-loop execution: any policy with ``reset()`` and ``act(obs) -> one action`` runs in the simulator.
+"""Closed-loop execution: any policy with ``reset()`` and ``act(obs) -> one action`` runs in a simulator
+(Meta-World's ``MetaWorldEnv`` or the mobile manipulator's ``MobileEnv``).
 
 A trained model predicts action chunks; `model_policy` executes them through the serving stack's
 ``ChunkExecutor`` (receding horizon, temporal ensembling or prefix-conditioned replanning), exactly as
@@ -13,7 +14,14 @@ from typing import Protocol
 import numpy as np
 
 from openpi.serving import chunking as _chunking
-from openpi.sim import metaworld_env
+
+
+class SimEnv(Protocol):
+    steps: int
+
+    def reset(self, seed: int) -> dict: ...
+
+    def step(self, action: np.ndarray) -> tuple[dict, bool, bool]: ...
 
 
 class StepPolicy(Protocol):
@@ -44,16 +52,22 @@ class Episode:
     success: bool
     steps: int  # steps taken (to success, or the step limit)
     frames: list[dict[str, np.ndarray]]  # camera images per step (only when kept)
+    actions: np.ndarray  # [steps, action dim]: the executed actions
+    navigated: bool | None = None  # mobile tasks: the base reached its pre-grasp region
 
 
-def run_episode(env: metaworld_env.MetaWorldEnv, policy: StepPolicy, seed: int, keep_frames: bool = False) -> Episode:
+def run_episode(env: SimEnv, policy: StepPolicy, seed: int, keep_frames: bool = False) -> Episode:
     """One episode of ``policy`` on layout ``seed`` until success or the step limit."""
     obs = env.reset(seed)
     policy.reset()
     frames = [obs["images"]] if keep_frames else []
+    actions = []
     success, done = False, False
     while not done:
-        obs, success, done = env.step(policy.act(obs))
+        action = np.array(policy.act(obs), dtype=np.float32)  # a copy: the simulator may change what it is given
+        actions.append(action)
+        obs, success, done = env.step(action)
         if keep_frames:
             frames.append(obs["images"])
-    return Episode(seed=seed, success=success, steps=env.steps, frames=frames)
+    return Episode(seed=seed, success=success, steps=env.steps, frames=frames, actions=np.stack(actions),
+                   navigated=getattr(env, "navigated", None))
