@@ -5,7 +5,7 @@ mobile manipulator (``--suite mobile``, openpi.sim.mobile_env).
     python scripts/eval_closed_loop.py --config-name metaworld_demo --checkpoint checkpoints/metaworld_demo/exp \\
         --tasks reach-v3 push-v3 pick-place-v3 --episodes 20
     python scripts/eval_closed_loop.py --suite mobile --policy expert --episodes 20
-    python scripts/eval_closed_loop.py --suite mobile --config-name src/openpi/training/mobile_configs.py:mobile_demo \\
+    python scripts/eval_closed_loop.py --suite mobile --config-name mobile_demo \\
         --checkpoint checkpoints/mobile_demo/exp --episodes 20
 
 Runs every task on held-out layouts (seeds from openpi.sim.dataset.EVAL_SEED_START, disjoint from the

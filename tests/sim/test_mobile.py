@@ -14,6 +14,7 @@ pytest.importorskip("robosuite", reason="needs the sim extra: pip install -e '.[
 
 from openpi.datasets import lerobot as _lerobot
 from openpi.datasets import stats as _stats
+from openpi.policies import policy_config
 from openpi.serving.chunking import ChunkingConfig
 from openpi.shared import normalize as _normalize
 from openpi.sim import closed_loop
@@ -21,6 +22,7 @@ from openpi.sim import mobile_dataset
 from openpi.sim import mobile_env
 from openpi.sim import rollout
 from openpi.training import config as _config
+from openpi.training import jax_trainer
 from openpi.training import mobile_configs
 
 
@@ -126,16 +128,13 @@ def test_dataset_is_deterministic_and_readable(mobile_root, tmp_path):
 
 
 def test_tiny_policy_trains_on_mobile_data_and_runs_closed_loop(mobile_root, tmp_path, monkeypatch):
-    from openpi.policies import policy_config
-    from openpi.training import jax_trainer
-
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     name = "mobile_demo_per_group"
     stats = _stats.compute_norm_stats(mobile_root, progress=False)
     _normalize.save(tmp_path / "assets" / name / mobile_configs.MOBILE_REPO_ID, stats)
     config = _config.cli([
-        f"{mobile_configs.__file__}:{name}", "--exp-name=t", f"--data.root={mobile_root}",
+        name, "--exp-name=t", f"--data.root={mobile_root}",
         f"--assets-base-dir={tmp_path / 'assets'}", f"--checkpoint-base-dir={tmp_path / 'checkpoints'}",
         "--batch-size=4", "--num-train-steps=2", "--save-interval=2", "--log-interval=1", "--overwrite",
         "--no-wandb-enabled",

@@ -3,9 +3,9 @@
 positions 3:10, gripper 10 -- with one config per strategy and lever. The model keeps openpi's 32 action dims,
 so dims 11:32 are padding, as in BEHAVIOR-1K.
 
-The registry owner wires ``mobile_configs()`` in; until then a config loads by reference:
+``mobile_configs()`` lists them for the registry (``training/registry.py``):
 
-    python scripts/train.py src/openpi/training/mobile_configs.py:mobile_demo_per_group --exp-name=s0
+    python scripts/train.py mobile_demo_per_group --exp-name=s0
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from __future__ import annotations
 import dataclasses
 
 from openpi.sim import mobile_env
-from openpi.training.config import SIM_MODEL_FIELDS
-from openpi.training.config import SIM_TRAIN_FIELDS
-from openpi.training.config import LeRobotDataConfig
-from openpi.training.config import ModelConfig
-from openpi.training.config import TrainConfig
+from openpi.training.recipes import SIM_MODEL_FIELDS
+from openpi.training.recipes import SIM_TRAIN_FIELDS
+from openpi.training.schema import LeRobotDataConfig
+from openpi.training.schema import ModelConfig
+from openpi.training.schema import TrainConfig
 
 MOBILE_DATASET_ROOT = "~/.cache/openpi/mobile_demos"
 MOBILE_REPO_ID = "openpi/mobile_demos"
@@ -62,10 +62,3 @@ def mobile_configs() -> list[TrainConfig]:
                 dataclasses.replace(MOBILE_DATA, delta_action_mask=MOBILE_DELTA_ACTION_MASK, per_timestep_norm=True)),
     ]
 
-
-def __getattr__(name: str) -> TrainConfig:
-    """``path/to/mobile_configs.py:NAME`` references (the CLI's config files) resolve to the config ``NAME``."""
-    configs = {config.name: config for config in mobile_configs()}
-    if name not in configs:
-        raise AttributeError(f"{__name__} has no {name!r}; its configs are {', '.join(configs)}.")
-    return configs[name]

@@ -17,6 +17,7 @@ import tyro
 
 from openpi.policies import b1k_policy
 from openpi.training import b1k_2026_configs
+from openpi.training import mobile_configs
 from openpi.training.recipes import ARM_FOCUSED_WEIGHTS
 from openpi.training.recipes import B1K_DELTA_ACTION_MASK
 from openpi.training.recipes import BASE_CHECKPOINTS
@@ -224,7 +225,7 @@ def _registry() -> dict[str, TrainConfig]:
     for config in _b1k_configs():
         configs += [config, demo_twin(config, data=mini_b1k)]
     configs += [lerobot, demo_twin(lerobot, model={"action_horizon": 10}), *_sim_configs()]
-    configs += b1k_2026_configs.b1k_2026_configs()
+    configs += [*b1k_2026_configs.b1k_2026_configs(), *mobile_configs.mobile_configs()]
     return {config.name: config for config in configs}
 
 
