@@ -277,7 +277,7 @@ def test_weight_path_loads_openpi_jax_params(workdir, tmp_path):
     weight_conversion.save_jax_params(params, tmp_path / "params.npz")
     config = dataclasses.replace(config, weight_path=str(tmp_path / "params.npz"))
     model = pytorch_trainer.create_model(config, torch.device("cpu"))
-    checkpoint_io.load_weights(model, pytorch_trainer._initial_weights_path(config, None))
+    checkpoint_io.load_weights(model, pytorch_trainer.weights_file(config.weight_path))
     expected, _ = weight_conversion.jax_to_torch(params)
     state = model.state_dict()
     assert expected and all(np.array_equal(state[k].numpy(), v) for k, v in expected.items())

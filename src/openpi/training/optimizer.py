@@ -11,6 +11,22 @@ import optax
 from openpi.training import config as _config
 
 
+def check_schedule(schedule: _config.LRSchedule) -> None:
+    """Raises ``ValueError`` naming the option when the schedule cannot train: a zero, negative or non-finite
+    ``peak_lr``, a negative or non-finite ``decay_lr``, or negative step counts."""
+    bad = []
+    if not (np.isfinite(schedule.peak_lr) and schedule.peak_lr > 0):
+        bad.append(f"--lr-schedule.peak-lr={schedule.peak_lr} must be a positive number")
+    if not (np.isfinite(schedule.decay_lr) and schedule.decay_lr >= 0):
+        bad.append(f"--lr-schedule.decay-lr={schedule.decay_lr} must be >= 0")
+    if schedule.warmup_steps < 0:
+        bad.append(f"--lr-schedule.warmup-steps={schedule.warmup_steps} must be >= 0")
+    if schedule.decay_steps is not None and schedule.decay_steps < 1:
+        bad.append(f"--lr-schedule.decay-steps={schedule.decay_steps} must be >= 1 (or unset: the run's length)")
+    if bad:
+        raise ValueError("; ".join(bad) + ".")
+
+
 def learning_rate(schedule: _config.LRSchedule, step, xp=np):
     """Linear warmup from ``peak/(warmup+1)`` to ``peak``, then cosine decay to ``decay_lr`` at ``decay_steps``.
 
