@@ -16,6 +16,7 @@ from typing import Literal
 import tyro
 
 from openpi.models_pytorch import weight_conversion
+from openpi.shared import checkpoint_files
 from openpi.shared import cli
 
 
@@ -44,7 +45,7 @@ def main(args: JaxToPytorch | PytorchToJax) -> None:
         spec = weight_conversion.convert_jax_to_pytorch(
             args.params, args.output_dir, dtype=args.dtype, action_horizon=args.action_horizon
         )
-        print(f"Wrote {args.output_dir}/{weight_conversion.WEIGHTS_FILE} for {spec}")
+        print(f"Wrote {args.output_dir}/{checkpoint_files.MODEL_FILE} for {spec}")
     else:
         spec = weight_conversion.convert_pytorch_to_jax(args.input_dir, args.output)
         print(f"Wrote JAX params to {args.output} for {spec}")

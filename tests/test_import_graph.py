@@ -118,3 +118,41 @@ def test_scripts_import_no_other_script():
     assert not script_imports("import json\nfrom openpi.experiments import evaluation")
     bad = {path.name: found for path in sorted(SCRIPTS.glob("*.py")) if (found := script_imports(path.read_text()))}
     assert not bad
+
+
+NAMES_MODULE = "openpi.shared.checkpoint_files"
+
+
+def _checkpoint_names() -> dict[str, set[str]]:
+    """Names the checkpoint-name module defines, and the ones that are distinctive enough to find in any string.
+    ``params`` and ``config.json`` are common words, found only where a path is joined with them; ``assets`` is also
+    the usual name of the assets base dir (``--assets-base-dir``), so it cannot be told apart and is not checked."""
+    tree = ast.parse((SRC / "openpi" / "shared" / "checkpoint_files.py").read_text())
+    names = {node.value.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+             and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)}
+    names.discard("assets")
+    return {"path_part": names, "anywhere": names - {"params", "config.json"}}
+
+
+def _spelled_names(tree: ast.AST, names: dict[str, set[str]]) -> set[str]:
+    """Checkpoint names a module spells out: in a word-like string (no spaces: docstrings and messages may mention
+    them) or as the right side of a path join (``step_dir / "params"``)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and " " not in node.value:
+            found |= {n for n in names["anywhere"] if n in node.value}
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and isinstance(node.right, ast.Constant):
+            found |= {n for n in names["path_part"] if node.right.value == n}
+    return found
+
+
+def test_only_one_module_knows_checkpoint_file_names():
+    names = _checkpoint_names()
+    assert {"model.safetensors", "optimizer.pt", "metadata.pt", "train_state"} <= names["anywhere"]
+    sources = {_module_name(p): p for p in (SRC / "openpi").rglob("*.py")}
+    sources |= {f"scripts.{p.stem}": p for p in (SRC.parent / "scripts").glob("*.py")}
+    spelled = {name: _spelled_names(ast.parse(path.read_text()), names) for name, path in sources.items()
+               if name != NAMES_MODULE}
+    assert not {name: found for name, found in spelled.items() if found}
+    # The check finds both forms.
+    assert _spelled_names(ast.parse('x = d / "params"; y = f"{d}/optimizer.pt"'), names) == {"params", "optimizer.pt"}

@@ -39,7 +39,7 @@ def _inputs(seed=0):
 ADAPTIVE_WEIGHTS = np.array([0.5, 2.0, 1.0, 1.5, 0.25, 4.0], np.float32)  # incl. a padding weight to be dropped
 
 
-def _group_weights(strategy, framework):
+def _balance_weights(strategy, framework):
     if strategy != "adaptive":
         return None
     return jnp.asarray(ADAPTIVE_WEIGHTS) if framework == "jax" else torch.tensor(ADAPTIVE_WEIGHTS)
@@ -56,7 +56,7 @@ def test_padding_gets_zero_gradient_and_no_loss_share(strategy):
 
     def jax_loss(v):
         loss, metrics = jlu.weighted_loss_and_metrics(
-            weighting, (v - actions) ** 2, jnp.asarray(actions), group_weights=_group_weights(strategy, "jax")
+            weighting, (v - actions) ** 2, jnp.asarray(actions), balance_weights=_balance_weights(strategy, "jax")
         )
         return jnp.mean(loss), metrics
 
@@ -64,7 +64,7 @@ def test_padding_gets_zero_gradient_and_no_loss_share(strategy):
     v = torch.tensor(pred, requires_grad=True)
     loss_bh, mt = tlu.weighted_loss_and_metrics(
         weighting, (v - torch.tensor(actions)) ** 2, torch.tensor(actions),
-        group_weights=_group_weights(strategy, "torch"),
+        balance_weights=_balance_weights(strategy, "torch"),
     )
     loss_bh.mean().backward()
     for grad, metrics in ((np.asarray(grad_j), mj), (v.grad.numpy(), mt)):
@@ -80,15 +80,15 @@ def test_padding_gets_zero_gradient_and_no_loss_share(strategy):
 def test_weights_have_mean_one_over_real_dims_and_jax_equals_pytorch(strategy):
     weighting = _weighting(strategy)
     err, actions = _inputs(3)
-    wj = np.asarray(jlu.full_loss_weights(weighting, jnp.asarray(actions), group_weights=_group_weights(strategy, "jax")))
-    wt = tlu.full_loss_weights(weighting, torch.tensor(actions), group_weights=_group_weights(strategy, "torch"))
+    wj = np.asarray(jlu.full_loss_weights(weighting, jnp.asarray(actions), balance_weights=_balance_weights(strategy, "jax")))
+    wt = tlu.full_loss_weights(weighting, torch.tensor(actions), balance_weights=_balance_weights(strategy, "torch"))
     assert abs(wj[..., :REAL].mean() - 1.0) < 1e-5 and np.all(wj[..., REAL:] == 0.0)
     np.testing.assert_allclose(wj, wt.numpy(), atol=TOL)
     loss_j, _ = jlu.weighted_loss_and_metrics(
-        weighting, jnp.asarray(err), jnp.asarray(actions), group_weights=_group_weights(strategy, "jax")
+        weighting, jnp.asarray(err), jnp.asarray(actions), balance_weights=_balance_weights(strategy, "jax")
     )
     loss_t, _ = tlu.weighted_loss_and_metrics(
-        weighting, torch.tensor(err), torch.tensor(actions), group_weights=_group_weights(strategy, "torch")
+        weighting, torch.tensor(err), torch.tensor(actions), balance_weights=_balance_weights(strategy, "torch")
     )
     # The loss is Σ_d W·err over the real dims / 23, independent of how many dims are padded.
     expected = (wj[..., :REAL].astype(np.float64) * err[..., :REAL]).sum(-1) / REAL
@@ -153,7 +153,7 @@ def _lagging(step):
 
 def test_adaptive_weights_move_toward_the_lagging_groups_and_match_numpy():
     weighting = _weighting("adaptive", adaptive=lw.AdaptiveBalance(decay=0.5, warmup_steps=5))
-    history, _ = _run_adaptive(weighting, _lagging, 60, jlu.adaptive_update, jlu.adaptive_group_weights, jnp.asarray)
+    history, _ = _run_adaptive(weighting, _lagging, 60, jlu.adaptive_update, jlu.adaptive_balance_weights, jnp.asarray)
     weights = _normalized(weighting, history)
     # Warmup: uniform over the real dims.
     np.testing.assert_allclose(weights[:4], np.broadcast_to(np.arange(6) < 5, (4, 6)), atol=1e-6)
@@ -168,7 +168,7 @@ def test_adaptive_weights_move_toward_the_lagging_groups_and_match_numpy():
         ema = 0.5 * ema + 0.5 * losses[s]
     np.testing.assert_allclose(final, _normalized(weighting, ema / base), rtol=1e-5)
     torch_history, _ = _run_adaptive(
-        weighting, _lagging, 60, tlu.adaptive_update, tlu.adaptive_group_weights, torch.tensor
+        weighting, _lagging, 60, tlu.adaptive_update, tlu.adaptive_balance_weights, torch.tensor
     )
     np.testing.assert_allclose(torch_history, history, rtol=1e-6, atol=TOL)
 
@@ -178,7 +178,7 @@ def test_adaptive_weights_stay_fixed_when_groups_improve_alike():
     weighting = _weighting("adaptive", adaptive=lw.AdaptiveBalance(decay=0.8, warmup_steps=3))
     scale = np.array([1.5, 0.8, 1.0, 1.0, 0.2, 1.0])
     history, _ = _run_adaptive(
-        weighting, lambda s: scale * 0.97**s, 50, jlu.adaptive_update, jlu.adaptive_group_weights, jnp.asarray
+        weighting, lambda s: scale * 0.97**s, 50, jlu.adaptive_update, jlu.adaptive_balance_weights, jnp.asarray
     )
     np.testing.assert_allclose(_normalized(weighting, history)[:, :5], 1.0, atol=1e-5)
 
@@ -189,7 +189,7 @@ def test_adaptive_weights_enter_the_loss_as_group_weights():
     raw = ADAPTIVE_WEIGHTS.astype(np.float64)
     expected_w = _normalized(weighting, raw)[weighting.groups.dim_to_group]
     loss, metrics = jlu.weighted_loss_and_metrics(
-        weighting, jnp.asarray(err), jnp.asarray(actions), group_weights=jnp.asarray(ADAPTIVE_WEIGHTS)
+        weighting, jnp.asarray(err), jnp.asarray(actions), balance_weights=jnp.asarray(ADAPTIVE_WEIGHTS)
     )
     np.testing.assert_allclose(np.asarray(loss), (err * expected_w).sum(-1) / REAL, rtol=1e-5)
     for i, name in enumerate(NAMES):

@@ -23,9 +23,10 @@ def inputs():
     return err, actions
 
 
-def loss(err, actions, strategy):
+def loss(err, actions, strategy, global_mean=None):
     kwargs = dict(action_groups=GROUPS, group_weights=WEIGHTS) if strategy == "per_group" else {}
-    return tlu.compute_weighted_loss(torch.tensor(err), torch.tensor(actions), weighting_strategy=strategy, **kwargs)
+    return tlu.compute_weighted_loss(torch.tensor(err), torch.tensor(actions), weighting_strategy=strategy,
+                                     global_mean=global_mean, **kwargs)
 
 
 if __name__ == "__main__":
@@ -34,5 +35,8 @@ if __name__ == "__main__":
     err, actions = inputs()
     half = slice(2 * rank, 2 * rank + 2)
     for strategy in ("original", "per_group"):
-        np.save(os.path.join(sys.argv[1], f"{strategy}_{rank}.npy"), loss(err[half], actions[half], strategy).numpy())
+        # With the trainer's hook, and without it (no all-reduce happens behind the caller's back).
+        for name, hook in (("global", tlu.ddp_global_mean), ("local", None)):
+            out = loss(err[half], actions[half], strategy, hook).numpy()
+            np.save(os.path.join(sys.argv[1], f"{strategy}_{name}_{rank}.npy"), out)
     dist.destroy_process_group()

@@ -14,6 +14,7 @@ import torch
 from openpi.models import gemma as jax_gemma
 from openpi.models_pytorch import pi0_pytorch
 from openpi.models_pytorch import weight_conversion as wc
+from openpi.shared import checkpoint_files
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import _pi0_fixtures
@@ -122,7 +123,7 @@ def test_orbax_round_trip(tmp_path):
     wc.save_jax_params(params, tmp_path / "ckpt" / "params")
     spec = wc.convert_jax_to_pytorch(tmp_path / "ckpt" / "params", tmp_path / "torch", dtype="bfloat16")
     assert spec.pi05
-    stored = wc.load_safetensors(tmp_path / "torch" / wc.WEIGHTS_FILE)
+    stored = wc.load_safetensors(tmp_path / "torch" / checkpoint_files.MODEL_FILE)
     assert stored["action_in_proj.weight"].dtype == np.float32  # kept float32 like openpi's bf16 model
     assert stored[f"{wc.EXPERT}.model.layers.0.mlp.up_proj.weight"].dtype.name == "bfloat16"
     wc.convert_pytorch_to_jax(tmp_path / "torch", tmp_path / "back" / "params")

@@ -112,14 +112,21 @@ def test_a_plain_episode_list_selects_the_training_episodes(run, tmp_path):
 # ---- metrics.jsonl ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="the fix, run_utils.read_metrics used by truncate_metrics and every reader, "
-                   "belongs in training/run_utils.py (the resume helper's file); see the report of branch faults")
 def test_a_damaged_metrics_file_names_the_file_and_line(tmp_path):
     """A damaged line before good ones (a partial *last* line is the resume's to repair)."""
     path = tmp_path / run_utils.METRICS_FILE
     path.write_text('{"step": 1, "loss": 0.5}\n{"step": 2, "lo\n{"step": 3, "loss": 0.3}\n')
     with pytest.raises(ValueError, match=rf"{path} line 2"):
         run_utils.truncate_metrics(tmp_path, 3)
+
+
+def test_resume_repairs_a_partial_last_metrics_line_and_says_so(tmp_path, caplog):
+    path = tmp_path / run_utils.METRICS_FILE
+    path.write_text('{"step": 1, "loss": 0.5}\n{"step": 2, "loss": 0.4}\n{"step": 3, "lo')
+    with caplog.at_level("WARNING", logger="openpi"):
+        run_utils.truncate_metrics(tmp_path, 3)
+    assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1, 2]
+    assert "dropped its damaged last line 3" in caplog.text
 
 
 # ---- the server: requests that are not an observation dict, observations the policy cannot read ---------------

@@ -1,6 +1,7 @@
 """Faults that used to lose a run: two runs in one directory, ``--overwrite`` with a bad input, a run that died before
 its first step, a full disk during a save (both trainers), and the metrics a resumed run writes twice."""
 
+import dataclasses
 import errno
 import json
 import os
@@ -14,8 +15,9 @@ import numpy as np
 import pytest
 import safetensors.torch
 
+from openpi.datasets import episode_files
+from openpi.shared import checkpoint_files
 from openpi.shared import normalize as _normalize
-from openpi.training import checkpoint_io
 from openpi.training import config as _config
 from openpi.training import jax_trainer
 from openpi.training import pytorch_trainer
@@ -90,6 +92,44 @@ def test_overwrite_checks_every_input_before_deleting(run, trainer):
         trainer.train(config, progress=False)
     assert _steps(config) == [2] and _metric_steps(config) == [1, 2]  # last week's run survives the typos
     assert not (directory / run_utils.LOCK_FILE).exists()  # refused before it even locked the directory
+
+
+def _sample_weights_without_episodes(directory: pathlib.Path) -> str:
+    """A well-formed sample-weights file that covers no episode: the loader refuses it when it is built."""
+    return str(episode_files.save_sample_weights(directory / "weights.json", {}, criterion=_NoCriterion()))
+
+
+@dataclasses.dataclass(frozen=True)
+class _NoCriterion:
+    """The criterion a sample-weights file records (any dataclass)."""
+
+
+# Checks that only run once the model, the device mesh or the data loader are built.
+LATE_FAILURES = {
+    "fsdp_devices": (["--fsdp-devices=3"], ValueError, "fsdp_devices=3 must divide"),
+    "batch_size": (["--batch-size=1000"], ValueError, "fewer than one batch of 1000"),
+    "sample_weights": ([_sample_weights_without_episodes], KeyError, "Sample weights have no entry for episode"),
+}
+
+
+@pytest.mark.parametrize(
+    ("trainer", "failure"),
+    [(jax_trainer, name) for name in LATE_FAILURES]
+    + [(pytorch_trainer, name) for name in LATE_FAILURES if name != "fsdp_devices"],  # no mesh in PyTorch
+    ids=lambda x: getattr(x, "__name__", x).rsplit(".", 1)[-1],
+)
+def test_overwrite_deletes_nothing_when_a_late_check_fails(run, tmp_path, trainer, failure):
+    """Every check before step 1 runs before ``--overwrite`` clears the experiment: the mesh, the loader's batch
+    size and the sample-weights file too."""
+    args, _ = run
+    extra, error, message = LATE_FAILURES[failure]
+    extra = [f"--data.sample-weights-path={x(tmp_path)}" if callable(x) else x for x in extra]
+    config = _config_of(args, "--overwrite", *extra)
+    directory = _earlier_experiment(config)
+    with pytest.raises(error, match=message):
+        trainer.train(config, progress=False)
+    assert _steps(config) == [2] and _metric_steps(config) == [1, 2]
+    assert not (directory / run_utils.LOCK_FILE).exists()
 
 
 def test_a_run_that_failed_before_its_first_step_does_not_block_a_rerun(run):
@@ -168,7 +208,7 @@ def test_pytorch_disk_full_stops_at_that_save_keeping_the_previous_checkpoint(ru
     with pytest.raises(run_utils.CheckpointSaveError, match=f"no space left on {config.checkpoint_dir}"):
         pytorch_trainer.save_checkpoint(config.checkpoint_dir, 2, model, optimizer, config, data_config, world_size=1)
     assert sorted(p.name for p in config.checkpoint_dir.iterdir() if p.is_dir()) == ["1"]  # tmp-2 removed
-    assert (config.checkpoint_dir / "1" / checkpoint_io.MODEL_FILE).exists()
+    assert (config.checkpoint_dir / "1" / checkpoint_files.MODEL_FILE).exists()
 
 
 def test_torch_s_errno_less_write_error_is_reported_as_a_full_disk_when_the_disk_is_full(tmp_path, monkeypatch):

@@ -71,9 +71,10 @@ def test_stats_of_another_dataset_are_reported(run, demo_stats, mini_v21):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("--lr-schedule.peak-lr=0", "peak-lr must be positive"),
-        ("--lr-schedule.peak-lr=-1e-4", "peak-lr must be positive"),
-        ("--lr-schedule.decay-lr=-1e-6", "decay-lr non-negative"),
+        ("--lr-schedule.peak-lr=0", "--lr-schedule.peak-lr=0.0 must be a positive number"),
+        ("--lr-schedule.peak-lr=-1e-4", "--lr-schedule.peak-lr=-0.0001 must be a positive number"),
+        ("--lr-schedule.decay-lr=-1e-6", "--lr-schedule.decay-lr=-1e-06 must be >= 0"),
+        ("--lr-schedule.decay-steps=0", "--lr-schedule.decay-steps=0 must be >= 1"),
         ("--keep-period=0", "--keep-period must be a positive number of steps"),
     ],
 )

@@ -22,6 +22,7 @@ from openpi.policies import b1k_policy
 from openpi.shared import normalize as _normalize
 from openpi.training import config as _config
 from openpi.training import jax_trainer
+from openpi.training import loop
 from openpi.training import run_utils
 from openpi.training import sharding as _sharding
 
@@ -122,7 +123,7 @@ def test_phase2_starts_from_phase1_weights(workdir, mini_v21):
     final = jax_trainer.train(phase1, progress=False)
     phase2 = _config.cli(["phase2_full_demo", "--exp-name=cur", *args])
     assert phase2.resume_from == "phase1_arm_heavy_demo/cur"
-    init = jax_trainer._initial_params(phase2, run_utils.resolve_resume_from(phase2))
+    init = jax_trainer.load_params(phase2, loop.initial_weights(phase2, run_utils.resolve_resume_from(phase2)))
     state, _ = jax_trainer.init_train_state(phase2, _sharding.make_mesh(1), init_params=init)
     expected = jax.tree.leaves(final.params.to_pure_dict())
     got = jax.tree.leaves(state.params.to_pure_dict())

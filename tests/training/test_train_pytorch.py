@@ -24,6 +24,7 @@ from openpi.shared import normalize as _normalize
 from openpi.training import checkpoint_io
 from openpi.training import config as _config
 from openpi.training import data_loader as _data_loader
+from openpi.training import loop
 from openpi.training import pytorch_trainer
 from openpi.training import run_utils
 
@@ -179,18 +180,21 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(workdir, reference, re
 
 def test_resume_from_starts_with_the_other_runs_weights_and_a_fresh_optimizer(workdir, reference):
     _, args, _ = workdir
-    # lr 0: the one training step leaves the weights as loaded, so the checkpoint shows what training started from.
     config = _config.cli([DEMO, "--exp-name=phase2", f"--resume-from={DEMO}/t", *args, "--num-train-steps=1",
-                          "--lr-schedule.peak-lr=0", "--lr-schedule.decay-lr=0", "--no-wandb-enabled"])
-    pytorch_trainer.train(config, progress=False)
-    loaded = safetensors.torch.load_file(str(config.checkpoint_dir / "1" / "model.safetensors"))
+                          "--no-wandb-enabled"])
+    # The backend as the training loop starts it for a new experiment (no checkpoint of its own to restore).
+    backend = pytorch_trainer.TorchBackend(config, rank=0, world_size=1, device=torch.device("cpu"))
+    backend.init(loop.initial_weights(config, run_utils.resolve_resume_from(config)))
+    loaded = backend.model.state_dict()
     phase1 = safetensors.torch.load_file(str(reference / "8" / "model.safetensors"))
-    assert loaded.keys() == phase1.keys()
+    assert phase1.keys() <= loaded.keys()
     assert all(torch.equal(loaded[k], phase1[k]) for k in phase1)
     fresh = pytorch_trainer.create_model(config, torch.device("cpu")).state_dict()
     assert not all(torch.equal(fresh[k], phase1[k]) for k in phase1)
+    assert not backend.optimizer.state_dict()["state"]  # fresh AdamW: no moments carried over from phase 1
+    pytorch_trainer.train(config, progress=False)  # and the run itself trains from there
     optimizer = torch.load(config.checkpoint_dir / "1" / "optimizer.pt", weights_only=True)
-    assert {int(s["step"]) for s in optimizer["state"].values()} == {1}  # fresh AdamW: one step, not nine
+    assert {int(s["step"]) for s in optimizer["state"].values()} == {1}  # one step, not nine
 
 
 def test_nan_loss_stops_the_script_before_any_checkpoint(workdir):
@@ -277,7 +281,7 @@ def test_weight_path_loads_openpi_jax_params(workdir, tmp_path):
     weight_conversion.save_jax_params(params, tmp_path / "params.npz")
     config = dataclasses.replace(config, weight_path=str(tmp_path / "params.npz"))
     model = pytorch_trainer.create_model(config, torch.device("cpu"))
-    checkpoint_io.load_weights(model, pytorch_trainer._initial_weights_path(config, None))
+    checkpoint_io.load_weights(model, pytorch_trainer.weights_file(config.weight_path))
     expected, _ = weight_conversion.jax_to_torch(params)
     state = model.state_dict()
     assert expected and all(np.array_equal(state[k].numpy(), v) for k, v in expected.items())

@@ -33,6 +33,7 @@ from openpi.policies import b1k_policy
 from openpi.policies import policy_config
 from openpi.policies import r1pro
 from openpi.shared import action_groups as _groups
+from openpi.shared import checkpoint_files
 from openpi.shared import cli as _cli
 from openpi.shared import loss_weighting as _lw
 from openpi.shared import normalize as _normalize
@@ -316,7 +317,8 @@ def with_checkpoint_norm_stats(source: Source, checkpoint: str) -> Source:
     """``source`` reading the norm stats stored in the checkpoint (what its policy normalizes with), if it has them."""
     if trains_transformed_actions(source.config):  # its stats are not those of the absolute actions compared here
         return source
-    stored = checkpoint_io.resolve_step_dir(checkpoint) / "assets" / source.data_config.asset_id / _normalize.NORM_STATS_FILE
+    step_dir = checkpoint_io.resolve_step_dir(checkpoint)
+    stored = checkpoint_files.assets_dir(step_dir, source.data_config.asset_id) / _normalize.NORM_STATS_FILE
     return dataclasses.replace(source, norm_stats_path=stored) if stored.exists() else source
 
 

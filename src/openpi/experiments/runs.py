@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import dataclasses
-import json
 import logging
 import pathlib
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Literal
 from openpi.training import config as _config
 from openpi.training import jax_trainer
 from openpi.training import pytorch_trainer
+from openpi.training import run_utils
 
 logger = logging.getLogger("openpi.demo")
 
@@ -94,8 +94,7 @@ class Run:
 
     def metrics(self) -> list[dict[str, Any]]:
         """The training metrics (metrics.jsonl, one record per log interval)."""
-        lines = (self.config.checkpoint_dir / "metrics.jsonl").read_text().splitlines()
-        return [json.loads(line) for line in lines]
+        return run_utils.read_metrics(self.config.checkpoint_dir / run_utils.METRICS_FILE)
 
 
 def train(config: _config.TrainConfig, framework: Framework) -> None:

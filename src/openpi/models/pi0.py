@@ -156,13 +156,13 @@ class Pi0(_model.BaseModel):
         train: bool = False,
         noise: jax.Array | None = None,
         time: jax.Array | None = None,
-        group_weights: jax.Array | None = None,
+        balance_weights: jax.Array | None = None,
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         """Weighted flow-matching loss [B, H] and the per-group metrics (``loss/<g>``, ``loss_share/<g>``,
         ``weight/<g>``; empty when no action groups are configured) from one forward pass.
 
         ``noise`` [B, H, D] and ``time`` [B] default to N(0, I) and Beta(1.5, 1)·0.999 + 0.001;
-        ``group_weights`` [G] are the ``adaptive`` strategy's current weights (held by the trainer).
+        ``balance_weights`` [G] are the ``adaptive`` strategy's current weights (held by the trainer).
         """
         preprocess_rng, noise_rng, time_rng = jax.random.split(rng, 3)
         observation = self._preprocess(preprocess_rng, observation, train)
@@ -176,7 +176,7 @@ class Pi0(_model.BaseModel):
         v_t = self.predict_velocity(observation, x_t, time)
         per_dim_err = jnp.square(v_t - u_t)
         return pi0_loss_utils.weighted_loss_and_metrics(
-            self.loss_weighting, per_dim_err, actions, group_weights=group_weights
+            self.loss_weighting, per_dim_err, actions, balance_weights=balance_weights
         )
 
     def compute_loss(

@@ -55,13 +55,13 @@ OPS = _JaxOps()
 
 # The public API, bound to this framework's array calls. Signatures and docs: ``openpi.shared.loss_weighting``.
 # ``compute_weighted_loss(per_dim_loss, actions, *, weighting_strategy, action_groups=None, group_weights=None,
-#     dimension_weights=None, use_delta_weighting=True, exclude_padding=False)`` -> [B, H]
+#     dimension_weights=None, use_delta_weighting=True, exclude_padding=False, global_mean=None)`` -> [B, H]
 compute_weighted_loss = functools.partial(_lw.compute_weighted_loss, ops=OPS)
-# ``weighted_loss_and_metrics(weighting, per_dim_loss, actions, group_weights=None)`` -> ([B, H] loss, metrics)
+# ``weighted_loss_and_metrics(weighting, per_dim_loss, actions, balance_weights=None, global_mean=None)`` -> ([B, H] loss, metrics)
 weighted_loss_and_metrics = functools.partial(_lw.weighted_loss_and_metrics, ops=OPS)
-# ``full_loss_weights(weighting, actions, group_weights=None)`` -> [B, H, D] weights
+# ``full_loss_weights(weighting, actions, balance_weights=None, global_mean=None)`` -> [B, H, D] weights
 full_loss_weights = functools.partial(_lw.full_loss_weights, ops=OPS)
-# The adaptive strategy's state: ``adaptive_group_weights(weighting, state)`` -> [G] weights for this step,
+# The adaptive strategy's state: ``adaptive_balance_weights(weighting, state)`` -> [G] weights for this step,
 # ``adaptive_update(weighting, state, group_losses)`` -> the state after it.
-adaptive_group_weights = functools.partial(_lw.adaptive_group_weights, ops=OPS)
+adaptive_balance_weights = functools.partial(_lw.adaptive_balance_weights, ops=OPS)
 adaptive_update = functools.partial(_lw.adaptive_update, ops=OPS)

@@ -4,6 +4,8 @@ The flow-matching loss goes through the action-group loss weighting (``pi0_loss_
 gets the weighted ``[B, H]`` loss and the per-group metrics from a single forward pass.
 """
 
+from collections.abc import Callable
+from collections.abc import Sequence
 import math
 
 import torch
@@ -175,23 +177,28 @@ class PI0Pytorch(nn.Module):
     # ---- embeddings ----------------------------------------------------------------------------------------
 
     def preprocess_images(
-        self, observation, *, train: bool = False
+        self, observation, *, train: bool = False, generators: Sequence[torch.Generator] | None = None
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Images resized with padding to the model resolution and, when ``train``, augmented (wrist cameras only
-        colour-jittered), as the JAX model does; masks default to present."""
+        colour-jittered), as the JAX model does, drawing from ``generators`` (one per sample) when given; masks
+        default to present."""
         images, masks = {}, {}
         for name, image in observation.images.items():
             images[name] = _preprocessing.resize_with_pad(image.float(), *self.image_resolution)
             if train:
-                images[name] = _preprocessing.augment_images(images[name], geometric="wrist" not in name)
+                images[name] = _preprocessing.augment_images(
+                    images[name], geometric="wrist" not in name, generators=generators
+                )
             mask = observation.image_masks.get(name)
             masks[name] = torch.ones(image.shape[0], dtype=torch.bool, device=image.device) if mask is None else mask
         return images, masks
 
-    def embed_prefix(self, observation, *, train: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def embed_prefix(
+        self, observation, *, train: bool = False, generators: Sequence[torch.Generator] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Image tokens of every camera, then language tokens; all attend bidirectionally (ar flag 0)."""
         tokens, masks = [], []
-        images, image_masks = self.preprocess_images(observation, train=train)
+        images, image_masks = self.preprocess_images(observation, train=train, generators=generators)
         for name, image in images.items():
             image_tokens = self.paligemma_with_expert.embed_image(image)
             tokens.append(image_tokens)
@@ -233,15 +240,19 @@ class PI0Pytorch(nn.Module):
         time: torch.Tensor | None = None,
         *,
         train: bool = False,
-        group_weights: torch.Tensor | None = None,
+        augment_generators: Sequence[torch.Generator] | None = None,
+        balance_weights: torch.Tensor | None = None,
+        global_mean: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Weighted flow-matching loss [B, H] and the per-group metrics of ``pi0_loss_utils_pytorch`` (the JAX
         ``Pi0.compute_loss_and_metrics``).
 
         ``noise`` [B, H, D] and ``time`` [B] default to N(0, I) and Beta(1.5, 1)·0.999 + 0.001 (t = 1 is noise,
         t = 0 is data); ``train`` augments the images (random crop, rotation, colour jitter), like JAX
-        ``compute_loss(train=True)``; ``group_weights`` [G] are the ``adaptive`` strategy's current weights (held by
-        the trainer).
+        ``compute_loss(train=True)``, drawing from ``augment_generators`` (one CPU generator per sample) when given;
+        ``balance_weights`` [G] are the ``adaptive`` strategy's current weights (held by the trainer);
+        ``global_mean`` makes the weights' batch means cover the global batch under DDP (the trainer passes
+        ``pi0_loss_utils_pytorch.ddp_global_mean``).
         """
         actions = actions.float()
         noise = torch.randn_like(actions) if noise is None else noise.float()
@@ -252,7 +263,7 @@ class PI0Pytorch(nn.Module):
         t = time[:, None, None]
         x_t = t * noise + (1 - t) * actions
         u_t = noise - actions
-        prefix, prefix_mask, prefix_ar = self.embed_prefix(observation, train=train)
+        prefix, prefix_mask, prefix_ar = self.embed_prefix(observation, train=train, generators=augment_generators)
         suffix, suffix_mask, suffix_ar, cond = self.embed_suffix(observation, x_t, time)
         input_mask = torch.cat([prefix_mask, suffix_mask], dim=1)
         attn_mask = make_attn_mask(input_mask, torch.cat([prefix_ar, suffix_ar]))
@@ -261,7 +272,8 @@ class PI0Pytorch(nn.Module):
         v_t = self.action_out_proj(suffix_out[:, -self.config.action_horizon :].to(self.action_out_proj.weight.dtype))
         per_dim_loss = (v_t.float() - u_t).square()
         return _loss.weighted_loss_and_metrics(
-            self.config.loss_weighting, per_dim_loss, actions, group_weights=group_weights
+            self.config.loss_weighting, per_dim_loss, actions, balance_weights=balance_weights,
+            global_mean=global_mean,
         )
 
     def forward(self, observation, actions, noise=None, time=None, *, train: bool = False) -> torch.Tensor:

@@ -29,6 +29,7 @@ from openpi.models import model as _model
 from openpi.models import pi0_config as _pi0_config
 from openpi.models import siglip as _siglip
 from openpi.models_pytorch import pi0_pytorch
+from openpi.shared import checkpoint_files as _files
 
 PG = "paligemma_with_expert.paligemma"
 VISION = f"{PG}.model.vision_tower.vision_model"
@@ -472,8 +473,6 @@ def to_torch_tensor(array: np.ndarray) -> torch.Tensor:
 # ---- files -------------------------------------------------------------------------------------------------------
 
 _NUMPY_DTYPES = {torch.float32: np.dtype(np.float32), torch.bfloat16: np.dtype(ml_dtypes.bfloat16)}
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 
 
 def save_safetensors(state_dict: Mapping[str, np.ndarray], path: str | pathlib.Path) -> None:
@@ -528,15 +527,15 @@ def convert_jax_to_pytorch(
     state_dict, spec = _flat_jax_to_torch(flat, dtype)
     output_dir = pathlib.Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    save_safetensors(state_dict, output_dir / WEIGHTS_FILE)
-    (output_dir / CONFIG_FILE).write_text(json.dumps({**spec.config_kwargs(), **config, "dtype": dtype}, indent=2))
+    save_safetensors(state_dict, output_dir / _files.MODEL_FILE)
+    (output_dir / _files.CONVERTED_CONFIG_FILE).write_text(json.dumps({**spec.config_kwargs(), **config, "dtype": dtype}, indent=2))
     return spec
 
 
 def convert_pytorch_to_jax(input_dir: str | pathlib.Path, output_path: str | pathlib.Path) -> ModelSpec:
     """``input_dir/model.safetensors`` (or the file itself) → JAX params at ``output_path`` (orbax dir or .npz)."""
     path = pathlib.Path(input_dir)
-    params, spec = torch_to_jax(load_safetensors(path / WEIGHTS_FILE if path.is_dir() else path))
+    params, spec = torch_to_jax(load_safetensors(path / _files.MODEL_FILE if path.is_dir() else path))
     save_jax_params(params, output_path)
     return spec
 
@@ -564,10 +563,10 @@ def load_into(model: torch.nn.Module, state_dict: Mapping[str, Any]) -> None:
 def load_pytorch_model(directory: str | pathlib.Path, **overrides: Any) -> pi0_pytorch.PI0Pytorch:
     """A ``PI0Pytorch`` from a converted directory (``config.json`` + ``model.safetensors``)."""
     directory = pathlib.Path(directory)
-    config = json.loads((directory / CONFIG_FILE).read_text())
+    config = json.loads((directory / _files.CONVERTED_CONFIG_FILE).read_text())
     config["image_resolution"] = tuple(config["image_resolution"])
     model = pi0_pytorch.PI0Pytorch(_pi0_config.Pi0Config(**{**config, **overrides}))
-    load_into(model, safetensors.torch.load_file(str(directory / WEIGHTS_FILE)))
+    load_into(model, safetensors.torch.load_file(str(directory / _files.MODEL_FILE)))
     return model
 
 

@@ -12,6 +12,7 @@ import pathlib
 from openpi import transforms as _transforms
 from openpi.models_pytorch import pi0_pytorch
 from openpi.policies import policy as _policy
+from openpi.shared import checkpoint_files
 from openpi.shared import normalize as _normalize
 from openpi.training import checkpoint_io as _checkpoint_io
 from openpi.training import config as _config
@@ -24,7 +25,7 @@ def load_norm_stats(
     """The norm stats the checkpoint was trained with (its assets), else the config's (``data_config.stats_file``)
     with a warning."""
     fallback = data_config.stats_file
-    stored = step_dir / "assets" / data_config.asset_id
+    stored = checkpoint_files.assets_dir(step_dir, data_config.asset_id)
     if (stored / _normalize.NORM_STATS_FILE).exists():
         stats = _normalize.load(stored)
         _normalize.check_usable(stats, stored / _normalize.NORM_STATS_FILE)

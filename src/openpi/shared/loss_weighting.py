@@ -25,6 +25,7 @@ error over the robot's real dims and comparable across strategies and robots wit
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 import dataclasses
@@ -37,9 +38,51 @@ import numpy as np
 from openpi.shared import action_groups as _groups
 
 Strategy = Literal["original", "uniform", "per_dimension", "per_group", "adaptive"]
-STRATEGIES: tuple[str, ...] = ("original", "uniform", "per_dimension", "per_group", "adaptive")
 PADDING_GROUP = "padding"
 Array = Any
+
+DELTA_FIELDS = ("delta_alpha", "delta_beta", "delta_cap", "delta_min_weight", "delta_max_weight")
+ADAPTIVE_FIELDS = ("adaptive_decay", "adaptive_warmup_steps")
+# Each strategy and the model-config fields (``Pi0Config``) it reads, besides ``action_groups`` and
+# ``exclude_padding``, which every strategy honours. ``per_dimension`` reads ``group_weights`` only without
+# ``dimension_weights``; ``per_group`` reads the delta fields only with ``use_delta_weighting``.
+STRATEGY_FIELDS: dict[str, tuple[str, ...]] = {
+    "original": DELTA_FIELDS,
+    "uniform": (),
+    "per_dimension": ("dimension_weights", "group_weights"),
+    "per_group": ("group_weights", "use_delta_weighting", *DELTA_FIELDS),
+    "adaptive": ADAPTIVE_FIELDS,
+}
+STRATEGIES: tuple[str, ...] = tuple(STRATEGY_FIELDS)
+
+
+def unused_fields(model_config: Any) -> dict[str, str]:
+    """Loss-weighting fields of a model config (``Pi0Config``) set to a non-default value that its strategy never
+    reads, each with the reason (for a CLI error or warning)."""
+    strategy = model_config.loss_weighting_strategy
+    reads = set(STRATEGY_FIELDS[strategy])
+    if strategy == "per_dimension" and model_config.dimension_weights is not None:
+        reads.discard("group_weights")
+    if strategy == "per_group" and not model_config.use_delta_weighting:
+        reads -= set(DELTA_FIELDS)
+    defaults = {f.name: f.default for f in dataclasses.fields(model_config)}
+    unused = {}
+    for field in ("group_weights", "use_delta_weighting", *DELTA_FIELDS, *ADAPTIVE_FIELDS):
+        if field in reads or getattr(model_config, field) == defaults[field]:
+            continue
+        if field == "group_weights":
+            unused[field] = (
+                "strategy 'per_dimension' uses dimension_weights when both are set" if strategy == "per_dimension"
+                else f"strategy {strategy!r} has no group weights (use per_group or per_dimension)"
+            )
+        elif field in ADAPTIVE_FIELDS:
+            unused[field] = f"strategy {strategy!r} has no adaptive balance (use adaptive)"
+        elif strategy == "original":
+            unused[field] = "strategy 'original' always weights time steps by the action change"
+        else:
+            unused[field] = ("use_delta_weighting is off" if strategy == "per_group"
+                             else f"strategy {strategy!r} has no time weights")
+    return unused
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,7 +230,7 @@ class LossWeighting:
             out["group_weights"] = dict(zip(self.groups.names, self.group_weights, strict=True))
         if self.dimension_weights is not None:
             out["dimension_weights"] = list(self.dimension_weights)
-        if self.strategy in ("original", "per_group") and self.use_delta_weighting:
+        if self.strategy == "original" or (self.strategy == "per_group" and self.use_delta_weighting):
             out["delta"] = dataclasses.asdict(self.delta)
         if self.strategy == "adaptive":
             out["adaptive"] = dataclasses.asdict(self.adaptive)
@@ -200,6 +243,12 @@ def _real_dims(groups: _groups.ActionGroups | None, action_dim: int) -> np.ndarr
     if groups is not None and PADDING_GROUP in groups.names:
         real[list(groups.dims[groups.names.index(PADDING_GROUP)])] = False
     return real
+
+
+# The mean over every process's rows of a batch mean taken over this process's equal share of the global batch, for
+# frameworks whose arrays hold only the local rows (PyTorch DDP). The trainer passes it in; without it batch means
+# are local (one process, or JAX, whose arrays are the global batch).
+GlobalMean = Callable[[Array], Array]
 
 
 class ArrayOps(Protocol):
@@ -241,13 +290,18 @@ def _time_weight(step_norm: Array, delta: DeltaWeighting, ops: ArrayOps) -> Arra
 
 
 def loss_weights(
-    weighting: LossWeighting, actions: Array, ops: ArrayOps, group_weights: Array | None = None
+    weighting: LossWeighting,
+    actions: Array,
+    ops: ArrayOps,
+    balance_weights: Array | None = None,
+    global_mean: GlobalMean | None = None,
 ) -> Array | None:
     """Weights broadcastable to ``[B, H, D]``: ``None`` (uniform), ``[B, H, 1]``, ``[D]`` or ``[B, H, D]``.
 
-    ``group_weights`` [G] are the current ``adaptive`` weights (``adaptive_group_weights``); without them the
-    adaptive strategy weighs every group 1. Under ``exclude_padding`` padding dims get weight 0 and the weights
-    have mean 1 over the real dims.
+    ``balance_weights`` [G] are the ``adaptive`` strategy's current weights (``adaptive_balance_weights``); without
+    them it weighs every group 1. Under ``exclude_padding`` padding dims get weight 0 and the weights have mean 1
+    over the real dims. ``global_mean`` turns a mean over this process's batch rows into the global batch's (see
+    ``GlobalMean``).
     """
     strategy = weighting.strategy
     real = weighting.real_dims
@@ -258,15 +312,15 @@ def loss_weights(
         return ops.constant(np.asarray(weighting.dimension_weights), actions)
     groups = weighting.groups
     if strategy == "adaptive":
-        if group_weights is None:
+        if balance_weights is None:
             return ops.constant(real.astype(np.float64), actions)
-        per_dim = ops.take_last(ops.stop_gradient(group_weights), groups.dim_to_group) * ops.constant(real, actions)
+        per_dim = ops.take_last(ops.stop_gradient(balance_weights), groups.dim_to_group) * ops.constant(real, actions)
         return per_dim / (ops.sum(per_dim, axes=(0,)) / int(real.sum()))
     change = ops.step_change(ops.stop_gradient(actions))
     if strategy == "original":
         step_norm = ops.sqrt(ops.sum(change * change, axes=(2,)))[..., None]  # [B, H, 1]
         w = _time_weight(step_norm, weighting.delta, ops)
-        w = ops.stop_gradient(w / ops.mean(w, axes=(0, 1)))
+        w = ops.stop_gradient(w / _batch_mean(w, (0, 1), ops, global_mean))
         return w * ops.constant(real, actions) if masked else w
     # per_group
     per_dim_group_weight = np.where(real, np.asarray(weighting.group_weights)[groups.dim_to_group], 0.0)
@@ -274,10 +328,21 @@ def loss_weights(
         return ops.constant(per_dim_group_weight / per_dim_group_weight[real].mean(), actions)
     squared = ops.matmul(change * change, ops.constant(groups.membership, actions))  # [B, H, G]
     delta_g = _time_weight(ops.sqrt(squared), weighting.delta, ops)
-    delta_g = delta_g / ops.mean(delta_g, axes=(0, 1))
+    delta_g = delta_g / _batch_mean(delta_g, (0, 1), ops, global_mean)
     w = ops.take_last(delta_g, groups.dim_to_group) * ops.constant(per_dim_group_weight, actions)  # [B, H, D]
     real_fraction = real.mean()  # the mean over real elements is the mean over all of them / real_fraction
-    return ops.stop_gradient(w / (ops.mean(w, axes=(0, 1, 2)) / real_fraction))
+    return ops.stop_gradient(w / (_batch_mean(w, (0, 1, 2), ops, global_mean) / real_fraction))
+
+
+def _batch_mean(x: Array, axes: tuple[int, ...], ops: ArrayOps, global_mean: GlobalMean | None) -> Array:
+    """Mean over ``axes`` (which include the batch axis 0), over the global batch when ``global_mean`` is given."""
+    local = ops.mean(x, axes=axes)
+    return local if global_mean is None else global_mean(local)
+
+
+def _strategy_weights(weighting, actions, ops, balance_weights, global_mean) -> Array | None:
+    adaptive = balance_weights if weighting.strategy == "adaptive" else None
+    return loss_weights(weighting, actions, ops, adaptive, global_mean)
 
 
 def apply_weights(per_dim_loss: Array, weights: Array | None, ops: ArrayOps, num_dims: int | None = None) -> Array:
@@ -318,27 +383,38 @@ def group_metrics(
 
 
 def weighted_loss_and_metrics(
-    weighting: LossWeighting, per_dim_loss: Array, actions: Array, *, ops: ArrayOps, group_weights: Array | None = None
+    weighting: LossWeighting,
+    per_dim_loss: Array,
+    actions: Array,
+    *,
+    ops: ArrayOps,
+    balance_weights: Array | None = None,
+    global_mean: GlobalMean | None = None,
 ) -> tuple[Array, dict[str, Array]]:
     """The ``[B, H]`` weighted loss and, when groups are known, the per-group metrics from the same weights.
 
-    ``group_weights``: the ``adaptive`` strategy's current weights [G] (ignored by the other strategies)."""
+    ``balance_weights``: the ``adaptive`` strategy's current weights [G] (ignored by the other strategies)."""
     if per_dim_loss.shape[-1] != weighting.action_dim:
         raise ValueError(
             f"Per-dim loss has {per_dim_loss.shape[-1]} dims but the loss weighting was built for "
             f"action_dim={weighting.action_dim}."
         )
-    weights = loss_weights(weighting, actions, ops, group_weights if weighting.strategy == "adaptive" else None)
+    weights = _strategy_weights(weighting, actions, ops, balance_weights, global_mean)
     loss = apply_weights(per_dim_loss, weights, ops, int(weighting.real_dims.sum()))
     metrics = group_metrics(weighting.groups, per_dim_loss, weights, ops) if weighting.groups is not None else {}
     return loss, metrics
 
 
 def full_loss_weights(
-    weighting: LossWeighting, actions: Array, *, ops: ArrayOps, group_weights: Array | None = None
+    weighting: LossWeighting,
+    actions: Array,
+    *,
+    ops: ArrayOps,
+    balance_weights: Array | None = None,
+    global_mean: GlobalMean | None = None,
 ) -> Array:
     """The full ``[B, H, D]`` weight tensor a strategy applies to the per-dim error."""
-    weights = loss_weights(weighting, actions, ops, group_weights if weighting.strategy == "adaptive" else None)
+    weights = _strategy_weights(weighting, actions, ops, balance_weights, global_mean)
     ones = ops.ones_like(actions)
     return ones if weights is None else weights * ones
 
@@ -355,6 +431,7 @@ def compute_weighted_loss(
     delta: DeltaWeighting = DeltaWeighting(),
     exclude_padding: bool = False,
     ops: ArrayOps,
+    global_mean: GlobalMean | None = None,
 ) -> Array:
     """``per_dim_loss`` [B, H, D] and normalized target ``actions`` [B, H, D] → weighted loss [B, H].
 
@@ -370,7 +447,7 @@ def compute_weighted_loss(
         delta=delta,
         exclude_padding=exclude_padding,
     )
-    return weighted_loss_and_metrics(weighting, per_dim_loss, actions, ops=ops)[0]
+    return weighted_loss_and_metrics(weighting, per_dim_loss, actions, ops=ops, global_mean=global_mean)[0]
 
 
 # ---- the adaptive strategy's state ------------------------------------------------------------------------------
@@ -386,7 +463,7 @@ def adaptive_init(weighting: LossWeighting) -> dict[str, np.ndarray]:
     return {"base": np.zeros(g, np.float32), "ema": np.zeros(g, np.float32), "steps": np.zeros((), np.float32)}
 
 
-def adaptive_group_weights(weighting: LossWeighting, state: Mapping[str, Array], ops: ArrayOps) -> Array:
+def adaptive_balance_weights(weighting: LossWeighting, state: Mapping[str, Array], ops: ArrayOps) -> Array:
     """[G] unnormalized weights of ``AdaptiveBalance``: 1 during warmup, then ``ema / base``.
 
     ``loss_weights`` zeroes padding (under ``exclude_padding``) and rescales them to mean 1 over the dims."""

@@ -16,6 +16,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from openpi.shared import checkpoint_files as _files
 from openpi.shared import normalize as _normalize
 
 
@@ -29,7 +30,7 @@ class AssetsHandler(ocp.CheckpointHandler):
 
     def restore(self, directory, args: AssetsRestore | None = None):
         directory = pathlib.Path(directory)
-        return {p.name: _normalize.load(p) for p in directory.iterdir() if (p / "norm_stats.json").exists()}
+        return {p.name: _normalize.load(p) for p in directory.iterdir() if (p / _normalize.NORM_STATS_FILE).exists()}
 
 
 @ocp.args.register_with_handler(AssetsHandler, for_save=True)
@@ -48,7 +49,7 @@ class AssetsRestore(ocp.args.CheckpointArgs):
 def manager(directory: pathlib.Path, *, keep_period: int | None, async_save: bool = True) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(
         directory,
-        item_names=("params", "train_state", "assets"),
+        item_names=(_files.JAX_PARAMS, _files.JAX_TRAIN_STATE, _files.ASSETS),
         options=ocp.CheckpointManagerOptions(
             max_to_keep=1,
             keep_period=keep_period,
@@ -79,10 +80,10 @@ def save(
     """Saves one step; ``train_state`` is any pytree (its structure must match at restore)."""
     leaves, paths = _numbered(train_state)
     items = {
-        "params": ocp.args.PyTreeSave({"params": params}),
-        "train_state": ocp.args.PyTreeSave({"leaves": leaves, "paths": json.dumps(paths)}),
+        _files.JAX_PARAMS: ocp.args.PyTreeSave({"params": params}),
+        _files.JAX_TRAIN_STATE: ocp.args.PyTreeSave({"leaves": leaves, "paths": json.dumps(paths)}),
+        _files.ASSETS: AssetsSave(asset_id=asset_id, norm_stats=norm_stats or {}),
     }
-    items["assets"] = AssetsSave(asset_id=asset_id, norm_stats=norm_stats or {})
     mgr.save(step, args=ocp.args.Composite(**items))
 
 
@@ -100,11 +101,11 @@ def restore_train_state(mgr: ocp.CheckpointManager, step: int, target: Any) -> A
         args=ocp.args.Composite(
             # Explicit restore args: the target's shardings, never the saved ones (which name the devices of the
             # run that wrote the checkpoint, e.g. another process count).
-            train_state=ocp.args.PyTreeRestore(
+            **{_files.JAX_TRAIN_STATE: ocp.args.PyTreeRestore(
                 item, restore_args=ocp.checkpoint_utils.construct_restore_args(item)
-            ),
+            )},
         ),
-    )["train_state"]
+    )[_files.JAX_TRAIN_STATE]
     saved_paths = json.loads(restored["paths"])
     if saved_paths != target_paths:
         diff = next((a, b) for a, b in zip(saved_paths, target_paths, strict=False) if a != b) if saved_paths else None
@@ -118,4 +119,5 @@ def restore_train_state(mgr: ocp.CheckpointManager, step: int, target: Any) -> A
 
 def restore_params(mgr: ocp.CheckpointManager, step: int) -> dict:
     """The ``{"params": ...}`` item of ``step`` as a pure dict of numpy arrays."""
-    return mgr.restore(step, args=ocp.args.Composite(params=ocp.args.PyTreeRestore()))["params"]["params"]
+    restored = mgr.restore(step, args=ocp.args.Composite(**{_files.JAX_PARAMS: ocp.args.PyTreeRestore()}))
+    return restored[_files.JAX_PARAMS]["params"]

@@ -9,7 +9,6 @@
 """
 
 from openpi.training.config_cli import cli
-from openpi.training.config_cli import unused_loss_fields
 from openpi.training.config_cli import with_config_overrides
 from openpi.training.data_config import DataConfig
 from openpi.training.recipes import ARM_FOCUSED_WEIGHTS
@@ -72,6 +71,5 @@ __all__ = [
     "get_config",
     "named_config",
     "per_dimension_weights",
-    "unused_loss_fields",
     "with_config_overrides",
 ]

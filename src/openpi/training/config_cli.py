@@ -14,8 +14,8 @@ import warnings
 import tyro
 
 from openpi.shared import cli as _cli
+from openpi.shared import loss_weighting as _lw
 from openpi.training import registry
-from openpi.training.schema import ModelConfig
 from openpi.training.schema import TrainConfig
 
 
@@ -70,35 +70,14 @@ def cli(args: Sequence[str] | None = None, *, description: str | None = None) ->
     return config
 
 
-_DELTA_FIELDS = ("delta_alpha", "delta_beta", "delta_cap", "delta_min_weight", "delta_max_weight")
-
-
-def unused_loss_fields(model: ModelConfig) -> dict[str, str]:
-    """Loss-weighting fields set to values the chosen strategy never reads, each with the reason."""
-    strategy = model.loss_weighting_strategy
-    unused = {}
-    reads_group_weights = strategy == "per_group" or (strategy == "per_dimension" and model.dimension_weights is None)
-    if model.group_weights is not None and not reads_group_weights:
-        unused["group_weights"] = (
-            "strategy 'per_dimension' uses dimension_weights when both are set" if strategy == "per_dimension"
-            else f"strategy {strategy!r} has no group weights (use per_group or per_dimension)"
-        )
-    if not (strategy in ("original", "per_group") and model.use_delta_weighting):
-        reason = ("use_delta_weighting is off" if strategy in ("original", "per_group")
-                  else f"strategy {strategy!r} has no time weights")
-        defaults = ModelConfig()
-        unused.update({f: reason for f in _DELTA_FIELDS if getattr(model, f) != getattr(defaults, f)})
-    return unused
-
-
 def _check_loss_overrides(base: TrainConfig, config: TrainConfig, args: Sequence[str]) -> None:
     """An override that sets a loss field the strategy ignores is an error (it would change nothing); a config
     field that a strategy override made unused gets a warning."""
-    unused = unused_loss_fields(config.model)
+    unused = _lw.unused_fields(config.model)
     given = {a.split("=", 1)[0].removeprefix("--model.").replace("-", "_") for a in args if a.startswith("--model.")}
     for field, reason in unused.items():
         if field in given:
             _cli.fail(f"--model.{field.replace('_', '-')} has no effect: {reason}.")
-    for field in unused.keys() - unused_loss_fields(base.model).keys():
+    for field in unused.keys() - _lw.unused_fields(base.model).keys():
         warnings.warn(f"{config.name}'s model.{field} is not used: {unused[field]}.", UserWarning,
                       stacklevel=2)

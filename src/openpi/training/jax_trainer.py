@@ -1,6 +1,6 @@
-"""The JAX training loop behind ``scripts/train.py``: AdamW + warmup-cosine, global-norm clipping, EMA, orbax
-checkpoints, an FSDP mesh over the devices of one or several processes (``multihost``), per-group metrics in wandb,
-exact resume. Step metrics stay on the device until a log or save interval, so the host never waits for a step.
+"""The JAX backend of ``training.loop``, behind ``scripts/train.py``: AdamW + warmup-cosine, global-norm clipping,
+EMA, orbax checkpoints, an FSDP mesh over the devices of one or several processes (``multihost``). Step metrics stay
+on the device until the loop asks for them at a log or save interval, so the host never waits for a step.
 
 Exact resume: the step's randomness is ``fold_in(seed, step)`` and the data order is a function of
 (seed, step), so a run resumed from step k computes the same losses as an uninterrupted one.
@@ -22,17 +22,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import tqdm
 
 from openpi.datasets import lerobot_meta as _lerobot_meta
 from openpi.models import pi0_loss_utils as _loss_utils
+from openpi.shared import checkpoint_files as _files
 from openpi.shared import loss_weighting as _lw
 from openpi.training import checkpoints as _checkpoints
 from openpi.training import config as _config
-from openpi.training import data_loader as _data_loader
+from openpi.training import loop as _loop
 from openpi.training import multihost
 from openpi.training import optimizer as _optimizer
-from openpi.training import preflight
 from openpi.training import run_utils
 from openpi.training import sharding as _sharding
 from openpi.training import weight_loaders as _weight_loaders
@@ -56,25 +55,19 @@ def trainable_filter(model_config) -> nnx.filterlib.Filter:
     return nnx.All(nnx.Param, nnx.Not(model_config.get_freeze_filter()))
 
 
-def _initial_params(config: _config.TrainConfig, resume_from: pathlib.Path | None) -> dict | None:
-    """Weights to start from (pure dict, only the leaves that were loaded): another experiment's latest
-    checkpoint (``--resume-from``), an openpi params checkpoint or PaliGemma ``.npz`` (``weight_path``), or
-    None for random init."""
-    if resume_from is not None:
-        steps = run_utils.step_dirs(resume_from)
-        if not steps:
-            raise FileNotFoundError(f"--resume-from: {resume_from} has no complete checkpoint.")
-        loader = _weight_loaders.CheckpointWeightLoader(str(resume_from / str(steps[-1]) / "params"))
-        logger.info("Starting from the weights of %s (--resume-from).", loader.params_path)
-    elif config.weight_path is not None:
-        path = config.weight_path  # loaders resolve ~ and gs:// (openpi's local cache) themselves
-        loader = (
-            _weight_loaders.PaliGemmaWeightLoader(path)
-            if path.endswith(".npz")
-            else _weight_loaders.CheckpointWeightLoader(path)
-        )
-    else:
+def load_params(config: _config.TrainConfig, source: pathlib.Path | str | None) -> dict | None:
+    """Weights from a step directory, an openpi params checkpoint or a PaliGemma ``.npz`` (pure dict, only the
+    leaves that were loaded), or None for random init."""
+    if source is None:
         return None
+    if isinstance(source, pathlib.Path):  # a step directory of another experiment
+        loader = _weight_loaders.CheckpointWeightLoader(str(source / _files.JAX_PARAMS))
+    else:  # loaders resolve ~ and gs:// (openpi's local cache) themselves
+        loader = (
+            _weight_loaders.PaliGemmaWeightLoader(source)
+            if source.endswith(".npz")
+            else _weight_loaders.CheckpointWeightLoader(source)
+        )
     abstract = nnx.state(nnx.eval_shape(lambda: config.model.create(jax.random.key(0)))).to_pure_dict()
     try:
         loaded = traverse_util.flatten_dict(loader.load(abstract))
@@ -127,11 +120,11 @@ def train_step(config: _config.TrainConfig, rng: jax.Array, state: TrainState, b
     trainable = trainable_filter(config.model)
     weighting = config.model.loss_weighting
     balance = state.loss_balance
-    group_weights = None if balance is None else _loss_utils.adaptive_group_weights(weighting, balance)
+    balance_weights = None if balance is None else _loss_utils.adaptive_balance_weights(weighting, balance)
 
     def loss_fn(model, rng, observation, actions):
         loss, metrics = model.compute_loss_and_metrics(
-            rng, observation, actions, train=True, group_weights=group_weights
+            rng, observation, actions, train=True, balance_weights=balance_weights
         )
         return jnp.mean(loss), metrics
 
@@ -184,21 +177,6 @@ def _save(mgr, state: TrainState, data_config: _config.DataConfig) -> None:
         raise run_utils.save_failure(error, directory, step) from error
 
 
-def _drain(pending: list[tuple[int, dict, jax.Array]], interval: run_utils.IntervalLogger, groups) -> None:
-    """Pulls the metrics of the pending steps to the host in one transfer (the loop never waits for the device
-    between log intervals, as in openpi), stops at the first step with a non-finite loss or weights, and adds
-    them to the interval's averages."""
-    infos = jax.device_get([info for _, info, _ in pending])
-    for (done, _, targets), info in zip(pending, infos, strict=True):
-        loss = float(info["loss"])
-        local_targets = None if np.isfinite(loss) else _process_local(targets)
-        run_utils.check_finite(done, loss, {k: float(v) for k, v in info.items()}, targets=local_targets,
-                               groups=groups)
-        run_utils.check_finite_weights(done, info)
-        interval.add(info)
-    pending.clear()
-
-
 def _process_local(x: jax.Array) -> np.ndarray:
     """The rows of a batch-sharded array held by this process (all of them in a single-process run)."""
     return np.concatenate([np.asarray(shard.data) for shard in x.addressable_shards])
@@ -218,88 +196,75 @@ def _fingerprint(config: _config.TrainConfig, data_config: _config.DataConfig) -
     }
 
 
+class JaxBackend:
+    """The JAX side of ``loop``: a sharded ``TrainState`` over an FSDP mesh of every process's devices, a jitted
+    step with donated state, orbax checkpoints written by all processes together."""
+
+    framework = "jax"
+    preflight_on_every_process = True  # each process reads its own data
+
+    def __init__(self, config: _config.TrainConfig):
+        self.config = config
+        self.rank, self.world_size = jax.process_index(), jax.process_count()
+        self.state: TrainState | None = None
+
+    def agree(self, data_config: _config.DataConfig) -> None:
+        multihost.check_agreement(_fingerprint(self.config, data_config))
+
+    def init(self, weights: pathlib.Path | str | None) -> None:
+        config = self.config
+        if config.batch_size % jax.device_count():
+            raise ValueError(f"batch_size={config.batch_size} must be divisible by the {jax.device_count()} devices.")
+        self.mesh = _sharding.make_mesh(config.fsdp_devices)
+        logger.info("Mesh %s over %d devices of %d processes.", dict(self.mesh.shape), jax.device_count(),
+                    jax.process_count())
+        self.state, state_sharding = init_train_state(config, self.mesh, init_params=load_params(config, weights))
+        self._step_fn = jax.jit(
+            functools.partial(train_step, config),
+            in_shardings=(_sharding.replicated(self.mesh), state_sharding, _sharding.data_sharding(self.mesh)),
+            out_shardings=(state_sharding, _sharding.replicated(self.mesh)),
+            donate_argnums=(1,),
+        )
+        self._rng = jax.random.key(config.seed)
+
+    def loader_options(self) -> dict[str, Any]:
+        # Each process reads its slice of every global batch; the loader assembles the global array from the slices.
+        return dict(framework="jax", sharding=_sharding.data_sharding(self.mesh), rank=self.rank,
+                    world_size=self.world_size)
+
+    def any_failed(self, failed: bool) -> bool:
+        return multihost.any_failed(failed)
+
+    def barrier(self) -> None:
+        multihost.barrier("end of training")
+
+    def open(self, checkpoint_dir: pathlib.Path) -> None:
+        self._mgr = _checkpoints.manager(checkpoint_dir, keep_period=self.config.keep_period)
+
+    def restore(self, step: int) -> int:
+        self.state = _checkpoints.restore_train_state(self._mgr, step, self.state)
+        return int(self.state.step)
+
+    def step(self, step: int, batch) -> tuple[dict, jax.Array]:
+        self.state, info = self._step_fn(self._rng, self.state, batch)
+        return info, batch[1]
+
+    def to_host(self, infos: list[dict]) -> list[dict[str, float]]:
+        return [{k: float(v) for k, v in info.items()} for info in jax.device_get(infos)]
+
+    def local_targets(self, targets: jax.Array) -> np.ndarray:
+        return _process_local(targets)
+
+    def save(self, step: int, data_config: _config.DataConfig) -> None:
+        _save(self._mgr, self.state, data_config)
+
+    def close(self) -> None:
+        if hasattr(self, "_mgr"):
+            self._mgr.wait_until_finished()
+
+
 def train(config: _config.TrainConfig, *, progress: bool = True) -> TrainState:
     """Runs (or resumes) training as configured, in one process or as one process of a multi-host job (see
     ``multihost``); returns the final state."""
     multihost.initialize(config.coordinator_address, config.num_processes, config.process_id)
-    try:
-        return _train(config, progress=progress)
-    finally:
-        run_utils.release_checkpoint_dir(config.checkpoint_dir)  # a no-op on processes that hold no lock
-
-
-def _train(config: _config.TrainConfig, *, progress: bool) -> TrainState:
-    main = multihost.is_main()
-    if not main:
-        logger.setLevel(logging.WARNING)  # the log comes from process 0; errors and warnings from every process
-    # Every input is checked (and the starting weights loaded) before the experiment directory is touched.
-    data_config = config.data.create(config.assets_dirs, config.model)
-    multihost.check_agreement(_fingerprint(config, data_config))
-    preflight.check_inputs(config, data_config, progress=progress and main)
-    resume_from = run_utils.resolve_resume_from(config)
-    if config.batch_size % jax.device_count():
-        raise ValueError(f"batch_size={config.batch_size} must be divisible by the {jax.device_count()} devices.")
-    init_params = None if config.resume else _initial_params(config, resume_from)
-    prepared = multihost.on_main(lambda: run_utils.prepare_checkpoint_dir(config))
-    checkpoint_dir, resuming = prepared or (config.checkpoint_dir, config.resume)
-    if not checkpoint_dir.is_dir():
-        raise FileNotFoundError(
-            f"Process {jax.process_index()} does not see {checkpoint_dir}, made by process 0: --checkpoint-base-dir "
-            "must be on a filesystem that every host shares."
-        )
-    mesh = _sharding.make_mesh(config.fsdp_devices)
-    logger.info("Mesh %s over %d devices of %d processes.", dict(mesh.shape), jax.device_count(),
-                jax.process_count())
-
-    mgr = _checkpoints.manager(checkpoint_dir, keep_period=config.keep_period)
-    latest = mgr.latest_step() if resuming else None
-    if resuming and latest is None:
-        init_params = _initial_params(config, resume_from)
-    state, state_sharding = init_train_state(config, mesh, init_params=init_params)
-    if latest is not None:
-        state = _checkpoints.restore_train_state(mgr, latest, state)
-        logger.info("Resumed from step %d in %s.", latest, checkpoint_dir)
-    start_step = int(state.step)
-    if main:
-        run_utils.truncate_metrics(checkpoint_dir, start_step)
-
-    run = run_utils.init_wandb(config, checkpoint_dir, resuming=resuming, enabled=main)
-    # Each process reads its slice of every global batch; the loader assembles the global array from the slices.
-    loader = _data_loader.create_data_loader(
-        config, data_config, framework="jax", sharding=_sharding.data_sharding(mesh), start_step=start_step,
-        rank=jax.process_index(), world_size=jax.process_count(),
-    )
-    step_fn = jax.jit(
-        functools.partial(train_step, config),
-        in_shardings=(_sharding.replicated(mesh), state_sharding, _sharding.data_sharding(mesh)),
-        out_shardings=(state_sharding, _sharding.replicated(mesh)),
-        donate_argnums=(1,),
-    )
-    rng = jax.random.key(config.seed)
-    interval = run_utils.IntervalLogger(run, checkpoint_dir, config.batch_size, enabled=main)
-    bar = tqdm.tqdm(
-        total=config.num_train_steps, initial=start_step, disable=not (progress and main), dynamic_ncols=True
-    )
-    batches = iter(loader)
-    pending: list[tuple[int, dict, jax.Array]] = []  # (step, device metrics, targets) not yet on the host
-    try:
-        for step in range(start_step, config.num_train_steps):
-            batch = next(batches)
-            state, info = step_fn(rng, state, batch)
-            done = step + 1  # steps are counted from 1 in logs, metrics and checkpoint names
-            pending.append((done, info, batch[1]))
-            bar.update(1)
-            log = done % config.log_interval == 0 or done == config.num_train_steps
-            save = done % config.save_interval == 0 or done == config.num_train_steps
-            if log or save:  # before a save too: a checkpoint is only written once its steps are known finite
-                _drain(pending, interval, config.model.loss_weighting.groups)
-            if log:
-                bar.set_postfix(loss=f"{interval.flush(done)['loss']:.4f}")
-            if save:
-                _save(mgr, state, data_config)
-    finally:
-        # Checkpoints already started hold finite weights: let them complete even when training stops.
-        bar.close()
-        mgr.wait_until_finished()
-        run.finish()
-    return state
+    return _loop.run(config, JaxBackend(config), progress=progress).state

@@ -8,14 +8,12 @@ compares digests of both across processes at start and names what differs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from collections.abc import Mapping
 import dataclasses
 import hashlib
 import json
 import os
 from typing import Any
-from typing import TypeVar
 
 import jax
 from jax.experimental import multihost_utils
@@ -23,7 +21,6 @@ import numpy as np
 
 # Environment variables that give a multi-process job's size, for the cluster environments JAX detects itself.
 _CLUSTER_SIZE_VARS = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")
-T = TypeVar("T")
 
 
 def initialize(coordinator_address: str | None, num_processes: int | None, process_id: int | None) -> bool:
@@ -86,19 +83,8 @@ def check_agreement(fingerprint: Mapping[str, Any]) -> None:
         )
 
 
-def on_main(fn: Callable[[], T]) -> T | None:
-    """Runs ``fn`` on process 0 only (None elsewhere). When it fails there, every process raises, so none waits
-    forever for process 0 at the next collective."""
-    result, error = None, None
-    if is_main():
-        try:
-            result = fn()
-        except Exception as e:  # re-raised below, after the other processes learned of it
-            error = e
-    if jax.process_count() > 1:
-        failed = bool(multihost_utils.broadcast_one_to_all(np.int32(error is not None)))
-        if failed and error is None:
-            raise RuntimeError("Process 0 failed (its log has the error); stopping this process too.")
-    if error is not None:
-        raise error
-    return result
+def any_failed(failed: bool) -> bool:
+    """Whether ``failed`` is true on any process; every process must call it."""
+    if jax.process_count() == 1:
+        return failed
+    return bool(np.max(multihost_utils.process_allgather(np.int32(failed))))

@@ -1,14 +1,14 @@
-"""The PyTorch training loop behind ``scripts/train_pytorch.py``: the twin of ``jax_trainer``.
+"""The PyTorch backend of ``training.loop``, behind ``scripts/train_pytorch.py``: the twin of ``jax_trainer``.
 
 AdamW with openpi's betas / eps / weight decay, the learning rate of ``optimizer.learning_rate`` set every step,
 global-norm clipping, DDP under ``torchrun`` (gloo on CPU, nccl on GPU), safetensors checkpoints written into a
-temporary directory and renamed, per-group metrics in wandb and ``metrics.jsonl`` (same keys and format as the JAX
-trainer), exact resume.
+temporary directory and renamed.
 
-Distributed runs see the same global batch as one process: rank r trains on the r-th slice of each global batch,
-and the step's noise and flow time are drawn for the whole global batch from a generator seeded by (seed, step),
-then sliced, so a 2-process run computes the 1-process loss. The same seeding makes a resumed run reproduce an
-uninterrupted one. There is no EMA (as in openpi's PyTorch trainer); ``ema_decay`` is ignored with a notice.
+Distributed runs see the same global batch as one process: rank r trains on the r-th slice of each global batch;
+the step's noise and flow time are drawn for the whole global batch from a generator seeded by (seed, step), then
+sliced, each sample's image augmentation is drawn from a generator seeded by (seed, step, sample), and the loss
+weights' batch means are all-reduced (``ddp_global_mean``), so a 2-process run computes the 1-process loss. The same
+seeding makes a resumed run reproduce an uninterrupted one. There is no EMA (as in openpi's PyTorch trainer); ``ema_decay`` is ignored with a notice.
 """
 
 from __future__ import annotations
@@ -25,18 +25,17 @@ import safetensors.torch
 import torch
 from torch import nn
 import torch.distributed as dist
-import tqdm
 
 from openpi.models_pytorch import pi0_loss_utils_pytorch as _loss_utils
 from openpi.models_pytorch import pi0_pytorch
 from openpi.models_pytorch import weight_conversion as _conversion
+from openpi.shared import checkpoint_files as _files
 from openpi.shared import loss_weighting as _lw
 from openpi.shared import normalize as _normalize
 from openpi.training import checkpoint_io as _checkpoint_io
 from openpi.training import config as _config
-from openpi.training import data_loader as _data_loader
+from openpi.training import loop as _loop
 from openpi.training import optimizer as _optimizer
-from openpi.training import preflight
 from openpi.training import run_utils
 from openpi.training import weight_loaders as _weight_loaders
 
@@ -106,6 +105,13 @@ def noise_and_time(
     return noise[part], beta[part] * 0.999 + 0.001
 
 
+def augment_generators(seed: int, step: int, rows: range) -> list[torch.Generator]:
+    """One CPU generator per row of the global batch this rank holds, seeded by (seed, step, row): the image
+    augmentation of a sample is the same in resumed, distributed and one-process runs."""
+    states = (np.random.SeedSequence([seed, step, 1, row]).generate_state(2, np.uint32) for row in rows)
+    return [torch.Generator().manual_seed(int(s[0]) << 32 | int(s[1])) for s in states]
+
+
 # ---- model -----------------------------------------------------------------------------------------------------
 
 
@@ -132,20 +138,12 @@ def freeze_lora_base(model: nn.Module, model_config: _config.ModelConfig) -> int
     return frozen
 
 
-def _initial_weights_path(config: _config.TrainConfig, resume_from: pathlib.Path | None) -> pathlib.Path | None:
-    """Weights to start from: another experiment's latest checkpoint (``--resume-from``; a PyTorch or a JAX one),
-    ``weight_path``, or None for the seeded random init."""
-    if resume_from is not None:
-        steps = run_utils.step_dirs(resume_from)
-        if not steps:
-            raise FileNotFoundError(f"--resume-from: {resume_from} has no complete checkpoint.")
-        step_dir = resume_from / str(steps[-1])
-        path = step_dir if (step_dir / _checkpoint_io.MODEL_FILE).exists() else step_dir / _checkpoint_io.JAX_PARAMS
-        logger.info("Starting from the weights of %s (--resume-from).", path)
-        return path
-    if config.weight_path is not None:
-        return _weight_loaders.local_asset_path(config.weight_path)
-    return None
+def weights_file(source: pathlib.Path | str | None) -> pathlib.Path | None:
+    """A step directory (its ``model.safetensors`` or JAX ``params``) or a ``weight_path`` as a local path."""
+    if isinstance(source, pathlib.Path):
+        kind = _checkpoint_io.checkpoint_kind(source) or "jax"
+        return _checkpoint_io.weights_path(source, kind)
+    return None if source is None else _weight_loaders.local_asset_path(source)
 
 
 def param_norm(model: nn.Module) -> torch.Tensor:
@@ -161,8 +159,11 @@ class LossAndMetrics(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, observation, actions, noise, time, group_weights=None):
-        return self.model.compute_loss_and_metrics(observation, actions, noise=noise, time=time, group_weights=group_weights)
+    def forward(self, observation, actions, noise, time, augment_generators, balance_weights=None, global_mean=None):
+        return self.model.compute_loss_and_metrics(
+            observation, actions, noise=noise, time=time, train=True, augment_generators=augment_generators,
+            balance_weights=balance_weights, global_mean=global_mean,
+        )
 
 
 # ---- checkpoints -----------------------------------------------------------------------------------------------
@@ -202,11 +203,11 @@ def save_checkpoint(
         metadata["loss_balance"] = {k: v.detach().cpu() for k, v in loss_balance.items()}
     try:
         tmp.mkdir(parents=True)
-        safetensors.torch.save_file(tensors, str(tmp / _checkpoint_io.MODEL_FILE), metadata={"format": "pt"})
-        torch.save(optimizer.state_dict(), tmp / _checkpoint_io.OPTIMIZER_FILE)
-        torch.save(metadata, tmp / _checkpoint_io.METADATA_FILE)
+        safetensors.torch.save_file(tensors, str(tmp / _files.MODEL_FILE), metadata={"format": "pt"})
+        torch.save(optimizer.state_dict(), tmp / _files.OPTIMIZER_FILE)
+        torch.save(metadata, tmp / _files.METADATA_FILE)
         if data_config.norm_stats:
-            _normalize.save(tmp / "assets" / data_config.asset_id, data_config.norm_stats)
+            _normalize.save(_files.assets_dir(tmp, data_config.asset_id), data_config.norm_stats)
     except Exception as error:  # a full disk shows as OSError, or as torch's "basic_ios::clear: iostream error"
         shutil.rmtree(tmp, ignore_errors=True)
         raise run_utils.save_failure(error, checkpoint_dir, step) from error
@@ -221,9 +222,9 @@ def save_checkpoint(
 
 def load_checkpoint(step_dir: pathlib.Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
     """Restores model and optimizer from a complete checkpoint; returns its step."""
-    _checkpoint_io.load_weights(model, step_dir / _checkpoint_io.MODEL_FILE)
-    optimizer.load_state_dict(torch.load(step_dir / _checkpoint_io.OPTIMIZER_FILE, weights_only=True))
-    return int(torch.load(step_dir / _checkpoint_io.METADATA_FILE, weights_only=True)["step"])
+    _checkpoint_io.load_weights(model, step_dir / _files.MODEL_FILE)
+    optimizer.load_state_dict(torch.load(step_dir / _files.OPTIMIZER_FILE, weights_only=True))
+    return int(torch.load(step_dir / _files.METADATA_FILE, weights_only=True)["step"])
 
 
 def initial_loss_balance(
@@ -235,11 +236,12 @@ def initial_loss_balance(
         return None
     state = {k: torch.as_tensor(v) for k, v in _lw.adaptive_init(weighting).items()}
     if step_dir is not None:
-        saved = torch.load(step_dir / _checkpoint_io.METADATA_FILE, weights_only=True).get("loss_balance")
+        metadata = step_dir / _files.METADATA_FILE
+        saved = torch.load(metadata, weights_only=True).get("loss_balance")
         if saved is None:
             raise ValueError(
-                f"{step_dir / _checkpoint_io.METADATA_FILE} holds no adaptive loss-balance state (written by a non-adaptive run); "
-                "resume it with its own loss_weighting_strategy or start a new experiment."
+                f"{metadata} holds no adaptive loss-balance state (written by a non-adaptive run); resume it with "
+                "its own loss_weighting_strategy or start a new experiment."
             )
         state = saved
     return {k: v.to(device) for k, v in state.items()}
@@ -282,25 +284,23 @@ def train_step(
     world_size: int = 1,
     loss_balance: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, float]:
-    """One update on this rank's slice of the global batch; returns the step's metrics (averaged over ranks).
+    """One update on this rank's slice of the global batch; returns the step's metrics (averaged over ranks), which
+    ``loop`` checks for a non-finite loss or weights before anything is saved.
 
-    ``step_module`` is ``LossAndMetrics(model)``, DDP-wrapped under ``torchrun``. Raises ``NonFiniteLossError``
-    on a non-finite loss (before the update) or non-finite weights (after it). ``loss_balance`` (the adaptive
+    ``step_module`` is ``LossAndMetrics(model)``, DDP-wrapped under ``torchrun``. ``loss_balance`` (the adaptive
     strategy's state) sets this step's group weights and is updated in place from the global batch's group losses.
     """
     weighting = config.model.loss_weighting
-    group_weights = None if loss_balance is None else _loss_utils.adaptive_group_weights(weighting, loss_balance)
+    balance_weights = None if loss_balance is None else _loss_utils.adaptive_balance_weights(weighting, loss_balance)
     noise, flow_time = noise_and_time(config.seed, step, tuple(actions.shape), rank=rank, world_size=world_size)
+    local = actions.shape[0]
+    generators = augment_generators(config.seed, step, range(rank * local, (rank + 1) * local))
     loss_bh, metrics = step_module(
-        observation, actions, noise.to(actions.device), flow_time.to(actions.device), group_weights
+        observation, actions, noise.to(actions.device), flow_time.to(actions.device), generators, balance_weights,
+        _loss_utils.ddp_global_mean if world_size > 1 else None,
     )
     loss = loss_bh.mean()
     info = _mean_over_ranks({"loss": loss, **metrics})
-    # Before the update: weights that produced a non-finite loss are never stepped, let alone saved.
-    # Messages count steps from 1, like logs, metrics.jsonl and checkpoint names (``step`` is 0-based here).
-    run_utils.check_finite(
-        step + 1, info["loss"], info, targets=actions.detach().cpu().numpy(), groups=config.model.loss_weighting.groups
-    )
     if loss_balance is not None:  # ``info`` holds global-batch means, identical on every rank
         group_losses = torch.tensor([info[f"loss/{n}"] for n in weighting.groups.names], dtype=torch.float32)
         new_balance = _loss_utils.adaptive_update(weighting, loss_balance, group_losses.to(actions.device))
@@ -320,88 +320,101 @@ def train_step(
         "learning_rate": lr,
         **info,
     }
-    run_utils.check_finite_weights(step + 1, info)
     return info
+
+
+class TorchBackend:
+    """The PyTorch side of ``loop``: the model on this rank's device, DDP under ``torchrun``, AdamW, safetensors
+    checkpoints written by rank 0."""
+
+    framework = "pytorch"
+    preflight_on_every_process = False
+
+    def __init__(self, config: _config.TrainConfig, *, rank: int, world_size: int, device: torch.device):
+        self.config, self.rank, self.world_size, self.device = config, rank, world_size, device
+        self.model: pi0_pytorch.PI0Pytorch | None = None
+
+    def agree(self, data_config: _config.DataConfig) -> None:
+        pass  # torchrun starts every rank with the same command line
+
+    def init(self, weights: pathlib.Path | str | None) -> None:
+        config, main = self.config, self.rank == 0
+        if config.batch_size % self.world_size:
+            raise ValueError(f"batch_size={config.batch_size} must be divisible by the {self.world_size} processes.")
+        self.model = create_model(config, self.device)
+        frozen = freeze_lora_base(self.model, config.model) if config.freeze_lora_base else 0
+        if frozen and main:
+            logger.info("Froze %d non-LoRA weight tensors (LoRA fine-tuning).", frozen)
+        if config.ema_decay is not None and main:
+            logger.info("ema_decay=%s is ignored: the PyTorch trainer keeps no EMA (as openpi's).", config.ema_decay)
+        if (path := weights_file(weights)) is not None:
+            try:
+                _checkpoint_io.load_weights(self.model, path)
+            except ValueError as error:  # a shape or name mismatch: weights of another model
+                raise run_utils.InputError(
+                    f"The weights in {path} do not fit config {config.name!r}: {error}"
+                ) from None
+        self.optimizer = create_optimizer(config, self.model)
+        self.loss_balance = initial_loss_balance(config, None, self.device)
+        self.step_module: nn.Module = LossAndMetrics(self.model)
+        if self.world_size > 1:
+            self.step_module = nn.parallel.DistributedDataParallel(
+                self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True,
+            )
+        self.model.train()
+
+    def loader_options(self) -> dict[str, Any]:
+        return dict(framework="pytorch", rank=self.rank, world_size=self.world_size)
+
+    def any_failed(self, failed: bool) -> bool:
+        if not dist.is_initialized():
+            return failed
+        flag = torch.tensor([int(failed)], device=self.device)
+        dist.all_reduce(flag)
+        return bool(flag.item())
+
+    def barrier(self) -> None:
+        _barrier()
+
+    def open(self, checkpoint_dir: pathlib.Path) -> None:
+        self.checkpoint_dir = checkpoint_dir
+        if self.rank == 0:
+            _remove_temporary_dirs(checkpoint_dir)
+
+    def restore(self, step: int) -> int:
+        step_dir = self.checkpoint_dir / str(step)
+        restored = load_checkpoint(step_dir, self.model, self.optimizer)
+        self.loss_balance = initial_loss_balance(self.config, step_dir, self.device)
+        return restored
+
+    def step(self, step: int, batch) -> tuple[dict[str, float], torch.Tensor]:
+        observation, actions = _to_device(batch, self.device)
+        info = train_step(self.config, self.step_module, self.model, self.optimizer, step, observation, actions,
+                          rank=self.rank, world_size=self.world_size, loss_balance=self.loss_balance)
+        return info, actions
+
+    def to_host(self, infos: list[dict[str, float]]) -> list[dict[str, float]]:
+        return infos  # already floats: the ranks' means are taken every step
+
+    def local_targets(self, targets: torch.Tensor) -> np.ndarray:
+        return targets.detach().cpu().numpy()
+
+    def save(self, step: int, data_config: _config.DataConfig) -> None:
+        if self.rank == 0:
+            save_checkpoint(self.checkpoint_dir, step, self.model, self.optimizer, self.config, data_config,
+                            world_size=self.world_size, loss_balance=self.loss_balance)
+
+    def close(self) -> None:
+        pass  # saves are synchronous
 
 
 def train(config: _config.TrainConfig, *, progress: bool = True) -> pi0_pytorch.PI0Pytorch:
     """Runs (or resumes) training as configured, under ``torchrun`` or in one process; returns the model."""
     rank, world_size, device = init_distributed()
-    is_main = rank == 0
     try:
-        return _train(config, rank=rank, world_size=world_size, device=device, progress=progress and is_main)
+        backend = TorchBackend(config, rank=rank, world_size=world_size, device=device)
+        return _loop.run(config, backend, progress=progress).model
     finally:
-        run_utils.release_checkpoint_dir(config.checkpoint_dir)
         if dist.is_initialized():
             dist.destroy_process_group()
-
-
-def _train(
-    config: _config.TrainConfig, *, rank: int, world_size: int, device: torch.device, progress: bool
-) -> pi0_pytorch.PI0Pytorch:
-    is_main = rank == 0
-    if config.batch_size % world_size:
-        raise ValueError(f"batch_size={config.batch_size} must be divisible by the {world_size} processes.")
-    # Every input is checked (and the starting weights loaded) before the experiment directory is touched.
-    data_config = config.data.create(config.assets_dirs, config.model)
-    if is_main:
-        preflight.check_inputs(config, data_config, progress=progress)
-    resume_from = run_utils.resolve_resume_from(config)
-    model = create_model(config, device)
-    frozen = freeze_lora_base(model, config.model) if config.freeze_lora_base else 0
-    if frozen and is_main:
-        logger.info("Froze %d non-LoRA weight tensors (LoRA fine-tuning).", frozen)
-    has_checkpoint = config.resume and bool(run_utils.step_dirs(config.checkpoint_dir))
-    if not has_checkpoint and (path := _initial_weights_path(config, resume_from)) is not None:
-        try:
-            _checkpoint_io.load_weights(model, path)
-        except ValueError as error:  # a shape or name mismatch: weights of another model
-            raise run_utils.InputError(f"The weights in {path} do not fit config {config.name!r}: {error}") from None
-    if is_main:
-        checkpoint_dir, resuming = run_utils.prepare_checkpoint_dir(config)
-        _remove_temporary_dirs(checkpoint_dir)
-    _barrier()
-    if not is_main:
-        checkpoint_dir, resuming = config.checkpoint_dir, config.resume
-    if config.ema_decay is not None and is_main:
-        logger.info("ema_decay=%s is ignored: the PyTorch trainer keeps no EMA (as openpi's).", config.ema_decay)
-    steps = run_utils.step_dirs(checkpoint_dir) if resuming else []
-    optimizer = create_optimizer(config, model)
-    start_step = 0
-    if steps:
-        start_step = load_checkpoint(checkpoint_dir / str(steps[-1]), model, optimizer)
-        if is_main:
-            logger.info("Resumed from step %d in %s.", start_step, checkpoint_dir)
-    loss_balance = initial_loss_balance(config, checkpoint_dir / str(steps[-1]) if steps else None, device)
-    if is_main:
-        run_utils.truncate_metrics(checkpoint_dir, start_step)
-
-    step_module: nn.Module = LossAndMetrics(model)
-    if world_size > 1:
-        step_module = nn.parallel.DistributedDataParallel(
-            step_module, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
-        )
-    run = run_utils.init_wandb(config, checkpoint_dir, resuming=resuming, enabled=is_main)
-    loader = _data_loader.create_data_loader(
-        config, data_config, framework="pytorch", start_step=start_step, rank=rank, world_size=world_size
-    )
-    interval = run_utils.IntervalLogger(run, checkpoint_dir, config.batch_size, enabled=is_main)
-    bar = tqdm.tqdm(total=config.num_train_steps, initial=start_step, disable=not progress, dynamic_ncols=True)
-    batches = iter(loader)
-    model.train()
-    for step in range(start_step, config.num_train_steps):
-        observation, actions = _to_device(next(batches), device)
-        info = train_step(config, step_module, model, optimizer, step, observation, actions, rank=rank,
-                          world_size=world_size, loss_balance=loss_balance)
-        interval.add(info)
-        bar.update(1)
-        done = step + 1
-        if done % config.log_interval == 0 or done == config.num_train_steps:
-            bar.set_postfix(loss=f"{interval.flush(done)['loss']:.4f}")
-        if is_main and (done % config.save_interval == 0 or done == config.num_train_steps):
-            save_checkpoint(checkpoint_dir, done, model, optimizer, config, data_config, world_size=world_size,
-                            loss_balance=loss_balance)
-    bar.close()
-    _barrier()
-    run.finish()
-    return model

@@ -125,16 +125,41 @@ def prepare_checkpoint_dir(config: _config.TrainConfig) -> tuple[pathlib.Path, b
     )
 
 
+def read_metrics(path: pathlib.Path, *, repair_last: bool = False) -> list[dict[str, Any]]:
+    """The rows of a ``metrics.jsonl`` file. A line that is not a JSON object with a ``step`` is an error naming
+    the file and the line, except, with ``repair_last``, a damaged last line (what a crash mid-write leaves),
+    which is dropped with a warning."""
+    lines = [(number, line) for number, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    rows = []
+    for i, (number, line) in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            row, why = None, f"is not JSON ({error})"
+        else:
+            why = "has no 'step'"
+        if not isinstance(row, dict) or "step" not in row:
+            if repair_last and i == len(lines) - 1:
+                logger.warning("%s: dropped its damaged last line %d (a crash mid-write); the run rewrites it.",
+                               path, number)
+                break
+            raise ValueError(f"{path} line {number} {why}: the file is damaged (truncated?). Delete that line to "
+                             "keep the other rows.")
+        rows.append(row)
+    return rows
+
+
 def truncate_metrics(directory: pathlib.Path, step: int) -> None:
     """Drops the ``metrics.jsonl`` rows after ``step`` (logged after the checkpoint a run resumes from), so the
-    resumed run writes each later step once."""
+    resumed run writes each later step once; a damaged last line is repaired (dropped) with a warning."""
     path = directory / METRICS_FILE
     if not path.exists():
         return
-    rows = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [line for line in rows if json.loads(line)["step"] <= step]
-    if len(kept) != len(rows):
-        path.write_text("".join(line + "\n" for line in kept))
+    text = path.read_text()
+    kept = [row for row in read_metrics(path, repair_last=True) if row["step"] <= step]
+    rewritten = "".join(json.dumps(row) + "\n" for row in kept)
+    if rewritten != text:
+        path.write_text(rewritten)
 
 
 def save_failure(error: BaseException, directory: pathlib.Path, step: int) -> CheckpointSaveError:

@@ -13,6 +13,7 @@ from typing import Any
 from typing import Literal
 import warnings
 
+import numpy as np
 import tyro
 
 from openpi.models import pi0_config
@@ -49,11 +50,17 @@ class LRSchedule:
     """Final learning rate."""
 
     def __post_init__(self):
-        if not self.peak_lr > 0 or not self.decay_lr >= 0:
-            raise ValueError(f"--lr-schedule.peak-lr must be positive and --lr-schedule.decay-lr non-negative, got "
-                             f"{self.peak_lr} and {self.decay_lr}.")
+        bad = []
+        if not (np.isfinite(self.peak_lr) and self.peak_lr > 0):
+            bad.append(f"--lr-schedule.peak-lr={self.peak_lr} must be a positive number")
+        if not (np.isfinite(self.decay_lr) and self.decay_lr >= 0):
+            bad.append(f"--lr-schedule.decay-lr={self.decay_lr} must be >= 0")
         if self.warmup_steps < 0:
-            raise ValueError(f"--lr-schedule.warmup-steps must be >= 0, got {self.warmup_steps}.")
+            bad.append(f"--lr-schedule.warmup-steps={self.warmup_steps} must be >= 0")
+        if self.decay_steps is not None and self.decay_steps < 1:
+            bad.append(f"--lr-schedule.decay-steps={self.decay_steps} must be >= 1 (or unset: the run's length)")
+        if bad:
+            raise ValueError("; ".join(bad) + ".")
 
 
 @dataclasses.dataclass(frozen=True)
