@@ -36,7 +36,8 @@ from openpi.sim import mobile_expert
 from openpi.sim import rollout
 from openpi.training import config as _config
 
-SUITES = {"metaworld": (metaworld_env.DEFAULT_TASKS, 150), "mobile": (mobile_env.DEFAULT_TASKS, 200)}  # tasks, step limit
+# Per suite: its environment module (tasks, action dim) and the step limit of an episode.
+SUITES = {"metaworld": (metaworld_env, 150), "mobile": (mobile_env, 200)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +47,9 @@ class Args:
     policy: Literal["model", "expert"] = "model"
     """A trained checkpoint (--config-name, --checkpoint) or the suite's scripted expert (the reference)."""
     config_name: str | None = None
-    """Registered training config of the checkpoint (e.g. metaworld_demo)."""
+    """Training config of the checkpoint (e.g. metaworld_demo): a registered name, path/to/file.py:NAME or
+    package.module:NAME; TrainConfig overrides the run was trained with follow the tool's own options."""
+    config_overrides: tyro.conf.Suppress[tuple[str, ...]] = ()
     checkpoint: str | None = None
     """Step directory, or an experiment directory (its latest step)."""
     tasks: tuple[str, ...] | None = None
@@ -76,7 +79,15 @@ def make_policy_factory(args: Args):
         return metaworld_env.Expert
     if not args.config_name or not args.checkpoint:
         raise ValueError("--policy model needs --config-name and --checkpoint (or use --policy expert).")
-    train_config = _config.get_config(args.config_name)
+    train_config = _config.get_config(args.config_name, args.config_overrides)
+    env_module = SUITES[args.suite][0]
+    action_dim = train_config.data_config().robot_action_dim
+    if action_dim != env_module.ACTION_DIM:
+        raise ValueError(
+            f"Config {args.config_name!r} drives a robot with {action_dim} action dims; the {args.suite} suite's robot "
+            f"has {env_module.ACTION_DIM}. Give a checkpoint trained for this simulator (e.g. --config-name "
+            f"{'mobile_demo' if args.suite == 'mobile' else 'metaworld_demo'}) or the matching --suite."
+        )
     trained = policy_config.create_trained_policy(
         train_config, args.checkpoint, num_steps=args.denoising_steps, framework=args.framework
     )
@@ -88,12 +99,15 @@ def make_policy_factory(args: Args):
 def main(args: Args) -> dict:
     if args.episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {args.episodes}.")
-    default_tasks, default_steps = SUITES[args.suite]
+    env_module, default_steps = SUITES[args.suite]
+    tasks = args.tasks or env_module.DEFAULT_TASKS
+    for name in tasks:  # every task checked before the first episode, so a late typo loses no finished results
+        env_module.task(name)
     evaluate, render = ((closed_loop.evaluate_mobile, closed_loop.mobile_markdown) if args.suite == "mobile"
                         else (closed_loop.evaluate, closed_loop.markdown))
     report = evaluate(
         make_policy_factory(args),
-        args.tasks or default_tasks,
+        tasks,
         args.episodes,
         image_size=args.image_size,
         max_steps=args.max_steps or default_steps,
@@ -107,4 +121,9 @@ def main(args: Args) -> dict:
 
 if __name__ == "__main__":
     # ImportError: the sim extra is missing (the message names the install command).
-    cli.run_main(lambda: main(tyro.cli(Args, description=__doc__)), user_errors=(ImportError,))
+
+    def run() -> None:
+        args, overrides = tyro.cli(Args, description=__doc__, return_unknown_args=True)
+        main(_config.with_config_overrides(args, overrides))
+
+    cli.run_main(run, user_errors=(ImportError,))

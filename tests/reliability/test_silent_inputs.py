@@ -13,6 +13,7 @@ import pytest
 
 from openpi.datasets import lerobot_meta
 from openpi.policies import lerobot_policy
+from openpi.policies import policy_config
 from openpi.shared import cli
 from openpi.shared import normalize as _normalize
 from openpi.training import config as _config
@@ -83,7 +84,8 @@ def test_bad_schedule_values_fail_at_parse_time(run, override, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         _config_of([*args, override])
     assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+    words = " ".join(capsys.readouterr().err.replace("│", " ").split())  # tyro wraps the message in a box
+    assert message in words
 
 
 def test_warmup_past_the_run_is_reported(run):
@@ -188,3 +190,35 @@ def test_good_images_still_convert():
     np.testing.assert_array_equal(out, hwc)
     chw = (hwc.transpose(2, 0, 1) / 255.0).astype(np.float32)
     np.testing.assert_array_equal(lerobot_policy.LeRobotInputs()(_observation(chw))["image"]["base_0_rgb"], hwc)
+
+
+# ---- closed-loop evaluation: inputs checked before the first episode ---------------------------------------------
+
+
+def _eval_closed_loop(*args, cwd):
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "eval_closed_loop.py"), *args],
+                          capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_a_bad_task_after_good_ones_fails_before_any_episode(tmp_path):
+    out = tmp_path / "eval"
+    result = _eval_closed_loop("--policy", "expert", "--tasks", "reach-v3", "nope-v3", "--episodes", "1",
+                               "--output-dir", str(out), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Unknown simulator task 'nope-v3'" in result.stderr
+    assert not out.exists(), "an episode ran before the bad task was found"
+
+
+def test_a_b1k_config_is_refused_by_the_simulator_evaluator(tmp_path):
+    result = _eval_closed_loop("--config-name", "pi0_b1k_arm_focused_demo", "--checkpoint", str(tmp_path / "ckpt"),
+                               "--tasks", "reach-v3", "--episodes", "1", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "drives a robot with 23 action dims; the metaworld suite's robot has 4" in result.stderr, result.stderr
+
+
+def test_a_checkpoint_of_another_config_is_named_as_such(jax_demo_checkpoint, tmp_path, monkeypatch):
+    """The B1K demo checkpoint read with the Meta-World config: its stored stats are of other data."""
+    monkeypatch.chdir(tmp_path)
+    other = _config.get_config("metaworld_demo")
+    with pytest.raises(ValueError, match=r"was trained on openpi/mini_b1k \(its assets\).*another config"):
+        policy_config.create_trained_policy(other, jax_demo_checkpoint.checkpoint_dir)

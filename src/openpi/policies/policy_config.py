@@ -30,6 +30,14 @@ def load_norm_stats(
         stats = _normalize.load(stored)
         _normalize.check_usable(stats, stored / _normalize.NORM_STATS_FILE)
         return stats, str(stored / _normalize.NORM_STATS_FILE)
+    assets_root = checkpoint_files.assets_dir(step_dir, "")
+    trained_on = sorted(str(p.parent.relative_to(assets_root)) for p in assets_root.rglob(_normalize.NORM_STATS_FILE))
+    if trained_on:  # the checkpoint keeps stats, of other data: it was trained with another config
+        raise ValueError(
+            f"Checkpoint {step_dir} was trained on {', '.join(trained_on)} (its assets), but this config reads "
+            f"{data_config.asset_id!r}: it was trained with another config. Give that config's name (and the "
+            "overrides the run used)."
+        )
     if data_config.norm_stats is None:
         raise FileNotFoundError(
             f"No norm stats for {step_dir}: neither {stored / _normalize.NORM_STATS_FILE} (the checkpoint's assets) "
