@@ -18,6 +18,7 @@ from openpi.policies import policy_config
 from openpi.shared import normalize as _normalize
 from openpi.training import config as _config
 from openpi.training import data_resolver
+from openpi.training import mobile_configs
 
 _SCRIPT = pathlib.Path(__file__).parents[2] / "scripts" / "compute_norm_stats.py"
 
@@ -33,9 +34,10 @@ class _Stop(Exception):
     pass
 
 
-# Every config that reads B1K-shaped data (the miniature dataset stands in for it); the simulator configs read a
-# 4-dim-action dataset that the tools rightly refuse to measure with B1K data.
-B1K_SHAPED = sorted(name for name, c in _config.configs().items() if c.data.repo_id != _config.SIM_REPO_ID)
+# Every config that reads B1K-shaped data (the miniature dataset stands in for it); the simulators' configs read
+# 4- and 11-dim-action datasets that the tools rightly refuse to measure with B1K data.
+SIMULATOR_REPO_IDS = {_config.SIM_REPO_ID, mobile_configs.MOBILE_REPO_ID}
+B1K_SHAPED = sorted(name for name, c in _config.configs().items() if c.data.repo_id not in SIMULATOR_REPO_IDS)
 
 
 @pytest.mark.parametrize("name", B1K_SHAPED)
