@@ -59,7 +59,7 @@ def main(args: Args) -> None:
             "224", "224", f"--batch-size={args.batch_size}", f"--num-workers={args.num_workers}",
         ])  # fmt: skip
         _normalize.save(train_config.assets_dirs / _config.DEMO_REPO_ID, norm_stats)
-        data_config = train_config.data.create(train_config.assets_dirs, train_config.model)
+        data_config = train_config.data_config()
         loader = _dl.create_data_loader(
             train_config, data_config, framework=args.framework, output="dict", num_batches=args.batches + 1
         )

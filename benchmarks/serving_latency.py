@@ -110,7 +110,7 @@ def main(args: Args) -> None:
             checkpoint = train_config.checkpoint_dir
         else:
             train_config, checkpoint = _config.get_config(args.config_name), args.checkpoint
-            root = train_config.data.create(train_config.assets_dirs, train_config.model).root
+            root = train_config.data_config().root
         policy = policy_config.create_trained_policy(train_config, checkpoint)
         dataset = lerobot.LeRobotDataset(root=root)
         keys = [*behavior.CAMERA_LINKS, "observation.state", "task"]

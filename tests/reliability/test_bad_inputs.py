@@ -30,7 +30,7 @@ EPISODE = 10  # the first episode of the miniature dataset (task 0)
 
 def _inputs(args):
     config = _config.cli(args)
-    return config, config.data.create(config.assets_dirs, config.model)
+    return config, config.data_config()
 
 
 def _info(root: pathlib.Path) -> dict:

@@ -158,7 +158,7 @@ def _no_space(*_, **__):
 
 
 def _data_config(config):
-    return config.data.create(config.assets_dirs, config.model)
+    return config.data_config()
 
 
 def test_jax_disk_full_stops_at_that_save_keeping_the_previous_checkpoint(run, monkeypatch):

@@ -17,7 +17,7 @@ def _loader_arrays(root, horizon, tmp_path):
     (``config.data.create()``, no norm stats yet), without the model's padding."""
     config = _config.cli(["pi05_b1k_demo", f"--data.root={root}", f"--assets-base-dir={tmp_path}",
                           f"--model.action-horizon={horizon}", "--batch-size=1"])  # fmt: skip
-    data_config = config.data.create(config.assets_dirs, config.model)
+    data_config = config.data_config()
     assert data_config.norm_stats is None
     loader = _dl.create_data_loader(config, data_config, shuffle=False, framework="numpy", output="dict")
     batches = [b for _, b in zip(range(len(loader)), loader)]

@@ -21,7 +21,7 @@ def _demo_config(root, tmp_path, *overrides: str) -> _config.TrainConfig:
 
 def _training_loader(config: _config.TrainConfig, **kwargs) -> _dl.DataLoader:
     """The trainer's own loader: the config's runtime data config (``create()``), then ``create_data_loader``."""
-    return _dl.create_data_loader(config, config.data.create(config.assets_dirs, config.model), **kwargs)
+    return _dl.create_data_loader(config, config.data_config(), **kwargs)
 
 
 def _raw_loader(root, **kwargs):
@@ -117,7 +117,7 @@ def test_create_data_loader_from_training_config(mini_v21, tmp_path):
     config = _demo_config(mini_v21, tmp_path, "--batch-size=4", "--model.action-horizon=6", "--seed=0")
     norm_stats = _stats.compute_norm_stats(mini_v21, state_transform=b1k_policy.proprio_to_state, progress=False)
     _normalize.save(config.assets_dirs / _config.DEMO_REPO_ID, norm_stats)
-    data_config = dataclasses.replace(config.data.create(config.assets_dirs, config.model), episodes=(10, 10010))
+    data_config = dataclasses.replace(config.data_config(), episodes=(10, 10010))
     assert data_config.use_quantile_norm  # pi0.5's normalization
     loader = _dl.create_data_loader(config, data_config, num_batches=3, output="dict", framework="numpy")
     assert loader.dataset.dataset.camera_keys == list(config.data.image_keys.values())

@@ -216,7 +216,7 @@ def test_generic_config_trains_a_non_b1k_robot(tmp_path, monkeypatch):
     assert config.model.loss_weighting.groups.to_json() == {"xyz": "0:3", "gripper": "[3]", "padding": "4:32"}
     stats = _stats.compute_norm_stats(root, progress=False)
     _normalize.save(config.assets_dirs / "local/toy_arm", stats)
-    data_config = config.data.create(config.assets_dirs, config.model)
+    data_config = config.data_config()
     assert data_config.norm_stats["actions"].mean.shape == (4,) and not data_config.use_quantile_norm
     jax_trainer.train(config, progress=False)
     records = _losses(config.checkpoint_dir / "metrics.jsonl")

@@ -100,7 +100,7 @@ def _run(config: _config.TrainConfig, backend: Backend, *, progress: bool) -> No
         logger.setLevel(logging.WARNING)  # the log comes from process 0; errors and warnings from every process
     progress = progress and main
     # Everything that can fail before step 1 runs before the experiment directory is locked or cleared.
-    data_config = config.data.create(config.assets_dirs, config.model)
+    data_config = config.data_config()
     backend.agree(data_config)
     if main or backend.preflight_on_every_process:
         preflight.check_inputs(config, data_config, progress=progress)
