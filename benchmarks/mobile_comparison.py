@@ -55,6 +55,9 @@ class Args:
     """Held-out layouts per task."""
     episodes_per_task: int = 20
     """Demonstrations per task the dataset has (or is written with)."""
+    navigation_episodes_per_task: int = 0
+    """Navigation-only episodes per task the dataset has (or is written with): the mixture knob that makes the data
+    navigation-heavy, as B1K's is."""
     output_dir: pathlib.Path = pathlib.Path("results/mobile_comparison")
     stop_at: str | None = None
     """UTC time HH:MM: a step still running then is stopped, no step starts after it, and the table reports the
@@ -133,17 +136,19 @@ def step(command: list[str], log: pathlib.Path, stop: float | None, timings: lis
 
 def ensure_dataset(args: Args, stop: float | None, timings: list[dict[str, Any]]) -> None:
     """Writes the dataset when ``--data-root`` has none; checks an existing one was written with the same options."""
-    wanted = mobile_dataset.MobileDatasetConfig(root=args.data_root, episodes_per_task=args.episodes_per_task)
+    wanted = mobile_dataset.MobileDatasetConfig(root=args.data_root, episodes_per_task=args.episodes_per_task,
+                                                navigation_episodes_per_task=args.navigation_episodes_per_task)
     if (args.data_root / "meta" / "info.json").exists():
         found = mobile_dataset.read_config(args.data_root)
         mismatch = {f.name: (getattr(found, f.name), getattr(wanted, f.name)) for f in dataclasses.fields(wanted)
                     if f.name not in ("root", "overwrite") and getattr(found, f.name) != getattr(wanted, f.name)}
         if mismatch:
             raise ValueError(f"{args.data_root} was written with {mismatch} (found, wanted); pass a new --data-root "
-                             f"or --episodes-per-task {found.episodes_per_task}.")
+                             f"or the options it was written with.")
         return
     step([sys.executable, "-m", "openpi.sim.mobile_dataset", "--root", str(args.data_root), "--episodes-per-task",
-          str(args.episodes_per_task)], args.output_dir / "logs" / "dataset.log", stop, timings)
+          str(args.episodes_per_task), "--navigation-episodes-per-task", str(args.navigation_episodes_per_task)],
+         args.output_dir / "logs" / "dataset.log", stop, timings)
 
 
 def execute(run: Run, args: Args, stop: float | None, timings: list[dict[str, Any]]) -> None:
