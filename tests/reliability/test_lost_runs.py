@@ -161,31 +161,91 @@ def _data_config(config):
     return config.data_config()
 
 
-def test_jax_disk_full_stops_at_that_save_keeping_the_previous_checkpoint(run, monkeypatch):
-    """orbax writes in the background: the failure must surface at the save that failed, not one save later."""
+def _jax_state(step, size=4):
     import flax.nnx as nnx
     import jax.numpy as jnp
 
+    weights = np.random.default_rng(step).normal(size=size).astype(np.float32)  # random: orbax compresses
+    params = nnx.State({"w": jnp.asarray(weights)})
+    return jax_trainer.TrainState(step=jnp.asarray(step), params=params, opt_state=(), ema_params=None,
+                                  model_def=None, tx=None)
+
+
+def test_jax_disk_full_stops_at_that_save_keeping_the_previous_checkpoint(run, monkeypatch):
+    """orbax writes in the background: the failure must surface at the save that failed, not one save later."""
     args, _ = run
     config = _config_of(args)
     config.checkpoint_dir.mkdir(parents=True)
     mgr = jax_trainer._checkpoints.manager(config.checkpoint_dir, keep_period=None)
     data_config = _data_config(config)
-
-    def state(step):
-        params = nnx.State({"w": jnp.full((4,), float(step))})
-        return jax_trainer.TrainState(step=jnp.asarray(step), params=params, opt_state=(), ema_params=None,
-                                      model_def=None, tx=None)
-
-    jax_trainer._save(mgr, state(1), data_config)
+    jax_trainer._save(mgr, _jax_state(1), data_config)
     monkeypatch.setattr(_normalize, "save", _no_space)  # the assets writer of step 2 finds the disk full
     with pytest.raises(run_utils.CheckpointSaveError) as info:
-        jax_trainer._save(mgr, state(2), data_config)
+        jax_trainer._save(mgr, _jax_state(2), data_config)
     message = str(info.value)
     assert f"Checkpoint of step 2 failed: no space left on {config.checkpoint_dir}" in message and "\n" not in message
     assert sorted(p.name for p in config.checkpoint_dir.iterdir() if p.is_dir()) == ["1"]  # no partial step 2
     restored = jax_trainer._checkpoints.restore_params(mgr, 1)
-    np.testing.assert_array_equal(restored["w"], np.ones(4))
+    np.testing.assert_array_equal(restored["w"], np.asarray(_jax_state(1).params["w"]))
+
+
+def _free_space(monkeypatch, free_bytes: int) -> None:
+    usage = type("Usage", (), {"free": free_bytes})()
+    monkeypatch.setattr(run_utils.shutil, "disk_usage", lambda _: usage)
+
+
+def test_jax_save_that_cannot_fit_is_refused_before_anything_is_written(run, monkeypatch):
+    """A real full disk made orbax print ~120 background tracebacks and leave a temp dir: a save whose expected size
+    (the previous step's bytes on disk) exceeds the free space now stops before orbax starts."""
+    args, _ = run
+    config = _config_of(args)
+    config.checkpoint_dir.mkdir(parents=True)
+    mgr = jax_trainer._checkpoints.manager(config.checkpoint_dir, keep_period=None)
+    data_config = _data_config(config)
+    jax_trainer._save(mgr, _jax_state(1, size=2**18), data_config)  # 1 MiB of weights
+    written = sum(f.stat().st_size for f in (config.checkpoint_dir / "1").rglob("*") if f.is_file())
+    assert written > 2**20
+    _free_space(monkeypatch, 2 * 2**20)
+    with pytest.raises(run_utils.CheckpointSaveError) as info:
+        jax_trainer._save(mgr, _jax_state(2, size=2**18), data_config)
+    needed_mib = (int(written * 1.05) + 2**20) / 2**20
+    assert f"no space left on {config.checkpoint_dir} (it needs {needed_mib:.0f} MiB, 2 MiB are free)" in str(info.value)
+    assert sorted(p.name for p in config.checkpoint_dir.iterdir()) == ["1"]  # nothing of step 2, no temp dir
+
+
+def test_pytorch_save_that_cannot_fit_is_refused_before_anything_is_written(run, monkeypatch):
+    import torch
+
+    args, _ = run
+    config = _config_of(args)
+    config.checkpoint_dir.mkdir(parents=True)
+    model = torch.nn.Linear(512, 512)
+    optimizer = torch.optim.AdamW(model.parameters())
+    model(torch.ones(1, 512)).sum().backward()
+    optimizer.step()  # the moments exist now: two more copies of the weights, plus the step counters
+    _free_space(monkeypatch, 2 * 2**20)
+    with pytest.raises(run_utils.CheckpointSaveError) as info:
+        pytorch_trainer.save_checkpoint(config.checkpoint_dir, 1, model, optimizer, config, _data_config(config),
+                                        world_size=1)
+    weights = (512 * 512 + 512) * 4
+    needed_mib = (int((3 * weights + 2 * 4) * 1.05) + 2**20) / 2**20
+    assert f"(it needs {needed_mib:.0f} MiB, 2 MiB are free)" in str(info.value)
+    assert list(config.checkpoint_dir.iterdir()) == []
+
+
+def test_orbax_s_own_full_disk_reports_are_dropped_and_its_other_errors_kept(caplog):
+    """Every background writer of a failed orbax save logs the failure with its traceback (hundreds of lines before
+    the trainer's one-line error); other orbax errors still reach the log."""
+    import logging
+
+    absl = logging.getLogger("absl")
+    with caplog.at_level(logging.ERROR):
+        try:
+            raise ValueError('RESOURCE_EXHAUSTED: Error writing "leaves.leaf_00024/0.0": No space left on device')
+        except ValueError:
+            absl.error("_SignalingThread.run() raised an exception", exc_info=True)
+        absl.error("Failed to restore item params")
+    assert [r.getMessage() for r in caplog.records if r.name == "absl"] == ["Failed to restore item params"]
 
 
 def test_pytorch_disk_full_stops_at_that_save_keeping_the_previous_checkpoint(run, monkeypatch):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import pathlib
 from typing import Any
 
@@ -18,6 +19,18 @@ import orbax.checkpoint as ocp
 
 from openpi.shared import checkpoint_files as _files
 from openpi.shared import normalize as _normalize
+
+
+class _FullDiskRecords(logging.Filter):
+    """Drops orbax's own reports of a write that ran out of space: every background writer logs the failure with a
+    traceback, hundreds of lines, while the trainer reports it once as "no space left on <dir>"."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage() + (str(record.exc_info[1]) if record.exc_info else "")
+        return not ("RESOURCE_EXHAUSTED" in text or "No space left" in text)
+
+
+logging.getLogger("absl").addFilter(_FullDiskRecords())  # orbax logs through absl's logger
 
 
 class AssetsHandler(ocp.CheckpointHandler):

@@ -160,6 +160,8 @@ def _save(mgr, state: TrainState, data_config: _config.DataConfig) -> None:
     at this step, with the partial checkpoint removed and the previous one kept."""
     step = int(state.step)
     params = state.ema_params if state.ema_params is not None else state.params
+    directory = pathlib.Path(mgr.directory)
+    run_utils.check_space(directory, _expected_bytes(directory, params), step)
     try:
         _checkpoints.save(
             mgr,
@@ -171,10 +173,31 @@ def _save(mgr, state: TrainState, data_config: _config.DataConfig) -> None:
         )
         mgr.wait_until_finished()
     except Exception as error:  # orbax wraps the writer's OSError in its own errors
-        directory = pathlib.Path(mgr.directory)
+        _settle(mgr)
         for partial in directory.glob(f"{step}.orbax-checkpoint-tmp*"):
             shutil.rmtree(partial, ignore_errors=True)
         raise run_utils.save_failure(error, directory, step) from error
+
+
+def _expected_bytes(directory: pathlib.Path, params) -> int:
+    """What the next save will write: the previous step's size on disk, else the weights alone. Not the arrays'
+    bytes: orbax skips all-zero chunks (frozen weights' optimizer moments), so those would overstate it 2x and
+    stop runs that fit."""
+    steps = run_utils.step_dirs(directory)
+    if steps:
+        return sum(f.stat().st_size for f in (directory / str(steps[-1])).rglob("*") if f.is_file())
+    return sum(leaf.nbytes for leaf in jax.tree_util.tree_leaves(params) if hasattr(leaf, "nbytes"))
+
+
+def _settle(mgr, attempts: int = 10) -> None:
+    """Waits until orbax's background writers of a failed save have all stopped (the first failure is raised while
+    the others still write), so the partial step can be removed without being recreated behind our back."""
+    for _ in range(attempts):
+        try:
+            mgr.wait_until_finished()
+            return
+        except Exception:  # the remaining writers' failures: the first one is already being reported
+            continue
 
 
 def _process_local(x: jax.Array) -> np.ndarray:

@@ -201,6 +201,9 @@ def save_checkpoint(
     }
     if loss_balance is not None:
         metadata["loss_balance"] = {k: v.detach().cpu() for k, v in loss_balance.items()}
+    optimizer_bytes = sum(v.nbytes for state in optimizer.state.values() for v in state.values()
+                          if isinstance(v, torch.Tensor))
+    run_utils.check_space(checkpoint_dir, sum(t.nbytes for t in tensors.values()) + optimizer_bytes, step)
     try:
         tmp.mkdir(parents=True)
         safetensors.torch.save_file(tensors, str(tmp / _files.MODEL_FILE), metadata={"format": "pt"})

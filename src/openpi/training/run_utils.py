@@ -181,6 +181,19 @@ def save_failure(error: BaseException, directory: pathlib.Path, step: int) -> Ch
     )
 
 
+def check_space(directory: pathlib.Path, needed_bytes: int, step: int) -> None:
+    """Refuses a checkpoint of ``step`` that cannot fit in ``directory``'s free space, before anything is written:
+    a write that runs out of space part-way leaves a partial step and, for orbax, a flood of background errors."""
+    free = shutil.disk_usage(directory).free
+    needed = int(needed_bytes * 1.05) + 2**20  # headroom for metadata, json and file-system blocks
+    if free < needed:
+        raise CheckpointSaveError(
+            f"Checkpoint of step {step} failed: no space left on {directory} (it needs {needed / 2**20:.0f} MiB, "
+            f"{free / 2**20:.0f} MiB are free). Training stopped before writing; the previous checkpoint is kept "
+            "(free space or pick another --checkpoint-base-dir, then continue with --resume)."
+        )
+
+
 def resolve_resume_from(config: _config.TrainConfig) -> pathlib.Path | None:
     """``--resume-from`` as an experiment directory: a path, or ``CONFIG/EXP`` under the checkpoint base dir."""
     if not config.resume_from:
