@@ -343,3 +343,67 @@ def test_convert_weights_with_bad_params_prints_one_line(tmp_path, monkeypatch, 
         assert info.value.code == 2
         errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
         assert len(errors) == 1 and str(params) in errors[0]
+
+
+def _truncate(path: pathlib.Path) -> None:
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+
+
+def test_jax_resume_onto_a_damaged_step_names_it_and_offers_the_previous_one(run):
+    args, _ = run
+    config = _config_of(args)
+    config.checkpoint_dir.mkdir(parents=True)
+    mgr = jax_trainer._checkpoints.manager(config.checkpoint_dir, keep_period=1)
+    data_config = _data_config(config)
+    for step in (1, 2):
+        jax_trainer._save(mgr, _jax_state(step, size=2**16), data_config)
+    biggest = max((config.checkpoint_dir / "2" / "train_state").rglob("*"), key=lambda f: f.stat().st_size)
+    _truncate(biggest)
+    with pytest.raises(run_utils.CheckpointReadError) as info:
+        jax_trainer._checkpoints.restore_train_state(mgr, 2, _jax_state(0, size=2**16))
+    message = str(info.value)
+    assert f"{config.checkpoint_dir / '2'} is damaged" in message
+    assert f"The previous checkpoint is {config.checkpoint_dir / '1'}" in message and "\n" not in message
+    restored = jax_trainer._checkpoints.restore_train_state(mgr, 1, _jax_state(0, size=2**16))
+    np.testing.assert_array_equal(np.asarray(restored.params["w"]), np.asarray(_jax_state(1, size=2**16).params["w"]))
+
+
+def test_pytorch_resume_onto_a_truncated_model_file_names_it_and_offers_the_previous_one(run):
+    import torch
+
+    args, _ = run
+    config = dataclasses.replace(_config_of(args), keep_period=1)
+    config.checkpoint_dir.mkdir(parents=True)
+    data_config = _data_config(config)
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    for step in (1, 2):
+        pytorch_trainer.save_checkpoint(config.checkpoint_dir, step, model, optimizer, config, data_config, world_size=1)
+    _truncate(config.checkpoint_dir / "2" / checkpoint_files.MODEL_FILE)
+    with pytest.raises(run_utils.CheckpointReadError, match=f"The previous checkpoint is {config.checkpoint_dir / '1'}"):
+        pytorch_trainer.load_checkpoint(config.checkpoint_dir / "2", model, optimizer)
+    assert pytorch_trainer.load_checkpoint(config.checkpoint_dir / "1", model, optimizer) == 1
+    _truncate(config.checkpoint_dir / "1" / checkpoint_files.OPTIMIZER_FILE)
+    with pytest.raises(run_utils.CheckpointReadError, match="No earlier checkpoint is kept"):
+        pytorch_trainer.load_checkpoint(config.checkpoint_dir / "1", model, optimizer)
+
+
+def test_resuming_the_other_framework_s_experiment_says_who_wrote_it_and_how_to_go_on(run, monkeypatch, capsys):
+    """A PyTorch --resume of a JAX experiment failed on a missing model.safetensors; a JAX --resume of a PyTorch one
+    with orbax's KeyError."""
+    args, _ = run
+    step_dir = _config_of(args).checkpoint_dir / "3"
+    (step_dir / checkpoint_files.JAX_PARAMS).mkdir(parents=True)  # the JAX trainer's layout
+    monkeypatch.setattr(sys, "argv", ["train_pytorch.py", *args, "--resume"])
+    with pytest.raises(SystemExit) as info:
+        run_utils.training_main(pytorch_trainer.train, "test")
+    assert info.value.code == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(error) == 1 and "the JAX trainer (scripts/train.py) wrote it" in error[0]
+    assert f"--resume-from {step_dir.parent}" in error[0]
+    (step_dir / checkpoint_files.JAX_PARAMS).rmdir()
+    (step_dir / checkpoint_files.MODEL_FILE).write_bytes(b"")  # the PyTorch trainer's layout
+    with pytest.raises(run_utils.CheckpointReadError, match=r"the PyTorch trainer \(scripts/train_pytorch.py\) "
+                       r"wrote it.*convert_weights.py pytorch-to-jax --input-dir"):
+        run_utils.check_resumable(step_dir, "jax")

@@ -19,6 +19,7 @@ import orbax.checkpoint as ocp
 
 from openpi.shared import checkpoint_files as _files
 from openpi.shared import normalize as _normalize
+from openpi.training import run_utils
 
 
 class _FullDiskRecords(logging.Filter):
@@ -109,16 +110,19 @@ def restore_train_state(mgr: ocp.CheckpointManager, step: int, target: Any) -> A
         for name, leaf in target_leaves.items()
     }
     item = {"leaves": abstract, "paths": ""}
-    restored = mgr.restore(
-        step,
-        args=ocp.args.Composite(
-            # Explicit restore args: the target's shardings, never the saved ones (which name the devices of the
-            # run that wrote the checkpoint, e.g. another process count).
-            **{_files.JAX_TRAIN_STATE: ocp.args.PyTreeRestore(
-                item, restore_args=ocp.checkpoint_utils.construct_restore_args(item)
-            )},
-        ),
-    )[_files.JAX_TRAIN_STATE]
+    try:
+        restored = mgr.restore(
+            step,
+            args=ocp.args.Composite(
+                # Explicit restore args: the target's shardings, never the saved ones (which name the devices of the
+                # run that wrote the checkpoint, e.g. another process count).
+                **{_files.JAX_TRAIN_STATE: ocp.args.PyTreeRestore(
+                    item, restore_args=ocp.checkpoint_utils.construct_restore_args(item)
+                )},
+            ),
+        )[_files.JAX_TRAIN_STATE]
+    except Exception as error:  # tensorstore and orbax raise many kinds for a truncated or missing file
+        raise run_utils.unreadable_checkpoint(pathlib.Path(mgr.directory) / str(step), error) from error
     saved_paths = json.loads(restored["paths"])
     if saved_paths != target_paths:
         diff = next((a, b) for a, b in zip(saved_paths, target_paths, strict=False) if a != b) if saved_paths else None

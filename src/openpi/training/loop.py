@@ -107,6 +107,8 @@ def _run(config: _config.TrainConfig, backend: Backend, *, progress: bool) -> No
     resume_from = run_utils.resolve_resume_from(config)
     steps = run_utils.step_dirs(config.checkpoint_dir) if config.resume else []
     restore_step = steps[-1] if steps else None
+    if restore_step is not None:
+        run_utils.check_resumable(config.checkpoint_dir / str(restore_step), backend.framework)
     backend.init(initial_weights(config, resume_from) if restore_step is None else None)
     start_step = restore_step or 0
     loader = _data_loader.create_data_loader(config, data_config, start_step=start_step, **backend.loader_options())

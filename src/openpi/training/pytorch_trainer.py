@@ -225,9 +225,15 @@ def save_checkpoint(
 
 def load_checkpoint(step_dir: pathlib.Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
     """Restores model and optimizer from a complete checkpoint; returns its step."""
-    _checkpoint_io.load_weights(model, step_dir / _files.MODEL_FILE)
-    optimizer.load_state_dict(torch.load(step_dir / _files.OPTIMIZER_FILE, weights_only=True))
-    return int(torch.load(step_dir / _files.METADATA_FILE, weights_only=True)["step"])
+    try:
+        weights = safetensors.torch.load_file(str(step_dir / _files.MODEL_FILE))
+        optimizer_state = torch.load(step_dir / _files.OPTIMIZER_FILE, weights_only=True)
+        step = int(torch.load(step_dir / _files.METADATA_FILE, weights_only=True)["step"])
+    except Exception as error:  # safetensors, pickle and zip errors for a truncated or missing file
+        raise run_utils.unreadable_checkpoint(step_dir, error) from error
+    _conversion.load_into(model, weights)
+    optimizer.load_state_dict(optimizer_state)
+    return step
 
 
 def initial_loss_balance(

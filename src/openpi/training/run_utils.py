@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from openpi.datasets import video as _video
+from openpi.shared import checkpoint_files as _files
 from openpi.shared import cli as _cli
 from openpi.training import config as _config
 
@@ -51,9 +52,14 @@ class CheckpointSaveError(RuntimeError):
     """A checkpoint could not be written; the previous checkpoint is kept and the partial one removed."""
 
 
+class CheckpointReadError(RuntimeError):
+    """A checkpoint to resume from cannot be read: damaged, or written by the other framework's trainer."""
+
+
 # What ends a training run with a message the user acts on (besides ``cli.USER_ERRORS``); the scripts that train
 # report them in one line.
-RUN_ERRORS = (NonFiniteLossError, CheckpointSaveError, ExperimentBusyError, _video.VideoDecodeError)
+RUN_ERRORS = (NonFiniteLossError, CheckpointSaveError, CheckpointReadError, ExperimentBusyError,
+              _video.VideoDecodeError)
 
 
 def _lock(directory: pathlib.Path) -> None:
@@ -214,6 +220,42 @@ def step_dirs(directory: pathlib.Path) -> list[int]:
     if not directory.is_dir():
         return []
     return sorted(int(p.name) for p in directory.iterdir() if p.is_dir() and re.fullmatch(r"\d+", p.name))
+
+
+def unreadable_checkpoint(step_dir: pathlib.Path, error: BaseException) -> CheckpointReadError:
+    """The error for a step directory whose files cannot be read (truncated, damaged), naming the earlier complete
+    checkpoint to resume from instead, when one is kept."""
+    root = error
+    while (root.__cause__ or root.__context__) is not None:  # the reader's own error, not its wrappers'
+        root = root.__cause__ or root.__context__
+    text = str(root).strip()
+    detail = text.splitlines()[0][:300] if text else type(root).__name__
+    earlier = [s for s in step_dirs(step_dir.parent) if s < int(step_dir.name)]
+    if earlier:
+        previous = step_dir.parent / str(earlier[-1])
+        offer = (f"The previous checkpoint is {previous}: move {step_dir.name} aside (mv {step_dir} "
+                 f"{step_dir}.damaged) and run --resume again to continue from step {earlier[-1]}.")
+    else:
+        offer = ("No earlier checkpoint is kept (--keep-period keeps some); start over with --overwrite or a new "
+                 "--exp-name.")
+    return CheckpointReadError(f"Cannot resume: {step_dir} is damaged ({detail}). {offer}")
+
+
+def check_resumable(step_dir: pathlib.Path, framework: str) -> None:
+    """Refuses to resume a checkpoint the other framework's trainer wrote, saying how to go on from its weights."""
+    if framework == "pytorch" and (step_dir / _files.JAX_PARAMS).is_dir():
+        raise CheckpointReadError(
+            f"Cannot resume {step_dir} with the PyTorch trainer: the JAX trainer (scripts/train.py) wrote it; resume "
+            f"it there. To go on in PyTorch from its weights, start a new experiment with --resume-from "
+            f"{step_dir.parent} (the optimizer state starts fresh)."
+        )
+    if framework == "jax" and (step_dir / _files.MODEL_FILE).is_file():
+        raise CheckpointReadError(
+            f"Cannot resume {step_dir} with the JAX trainer: the PyTorch trainer (scripts/train_pytorch.py) wrote it; "
+            "resume it there. To go on in JAX from its weights, convert them (python scripts/convert_weights.py "
+            f"pytorch-to-jax --input-dir {step_dir} --output OUT/params) and start a new experiment with "
+            "--weight-path OUT/params (the optimizer state starts fresh)."
+        )
 
 
 def init_wandb(config: _config.TrainConfig, checkpoint_dir: pathlib.Path, *, resuming: bool, enabled: bool = True):
