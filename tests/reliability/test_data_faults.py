@@ -185,16 +185,17 @@ HEAD = "observation.images.rgb.head"
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({HEAD: np.full((64, 64, 3), 200.0)}, r"Camera 'base_0_rgb': a float image must hold values in \[0, 1\], got "
-         r"200\.\.200"),
-        ({HEAD: np.zeros((64, 64, 3), np.uint16)}, r"Camera 'base_0_rgb': expected uint8 .* got uint16"),
+        ({HEAD: np.full((64, 64, 3), 200.0)}, rf"Camera '{HEAD}' \(model camera 'base_0_rgb'\): a float image must "
+         r"hold values in \[0, 1\], got 200\.\.200"),
+        ({HEAD: np.zeros((64, 64, 3), np.uint16)}, rf"Camera '{HEAD}' \(model camera 'base_0_rgb'\): expected uint8 .* "
+         r"got uint16"),
         ({"observation.state": np.full(256, np.nan, np.float32)}, r"The state has NaN or infinite values at dims "
          r"\[0, 1, 2"),
     ],
 )
 def test_openpi_client_bad_observation_gets_an_error_frame_naming_the_camera_or_state(servers, changes, message):
-    """The openpi protocol's observation goes through the config's repack, so the camera is named by the model
-    slot the config maps it to (``base_0_rgb`` is the head camera here)."""
+    """The openpi protocol's observation goes through the config's repack: the camera is named by the key the client
+    sent, with the model slot the config maps it to (``base_0_rgb`` is the head camera here)."""
     error = _error_frame(servers["openpi"], msgpack_numpy.packb(_openpi_observation(**changes)))
     assert re.search(message, error), error
 

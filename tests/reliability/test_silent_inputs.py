@@ -177,6 +177,14 @@ def test_bad_images_are_named_not_read_as_white_or_garbage(image, message):
         lerobot_policy.LeRobotInputs()(_observation(image))
 
 
+def test_a_bad_image_names_the_key_the_client_sent_it_under():
+    """The model's slot name ('base_0_rgb') means nothing to a client that sent 'observation.images.head'."""
+    config = _config.get_config("lerobot_demo")
+    data = dataclasses.replace(config.data, image_keys={"base_0_rgb": "observation.images.head"})
+    with pytest.raises(ValueError, match=r"Camera 'observation.images.head' \(model camera 'base_0_rgb'\): expected an"):
+        data.robot_inputs()(_observation(np.zeros((8, 8), np.uint8)))
+
+
 def test_non_finite_state_is_refused():
     state = np.array([0.0, np.nan, 1.0, np.inf])
     with pytest.raises(ValueError, match=r"state has NaN or infinite values at dims \[1, 3\]"):

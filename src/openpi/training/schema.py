@@ -156,9 +156,10 @@ class LeRobotDataConfig(DataConfigFactory):
         """The robot's input transform (``lerobot_policy.LeRobotInputs``): the resolver's state conversion of
         ``robot``, then ``state_dims``."""
         order = data_resolver.STATE_ORDERS[self.robot]
+        cameras = tuple(self.image_keys.items())
         if order is None:
-            return lerobot_policy.LeRobotInputs(state_dims=self.state_dims)
-        return b1k_policy.B1KInputs(state_order=order, state_dims=self.state_dims)
+            return lerobot_policy.LeRobotInputs(state_dims=self.state_dims, camera_sources=cameras)
+        return b1k_policy.B1KInputs(state_order=order, state_dims=self.state_dims, camera_sources=cameras)
 
 
 @dataclasses.dataclass(frozen=True)
