@@ -113,7 +113,7 @@ def test_scripts_import_no_other_script():
                 found.add(ast.unparse(node))
         return found
 
-    assert script_imports("import demo_sim\nfrom eval_policy import run") == {"demo_sim", "eval_policy"}
+    assert script_imports("import demo\nfrom eval_policy import run") == {"demo", "eval_policy"}
     assert script_imports("import importlib\nm = importlib.import_module('demo')")
     assert not script_imports("import json\nfrom openpi.experiments import evaluation")
     bad = {path.name: found for path in sorted(SCRIPTS.glob("*.py")) if (found := script_imports(path.read_text()))}

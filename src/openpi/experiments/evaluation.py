@@ -134,13 +134,15 @@ def closed_loop(
     execute_steps: int,
     denoising_steps: int,
     output_dir: pathlib.Path,
+    suite: str = "metaworld",
 ) -> dict[str, Any]:
-    """Runs the checkpoint in the simulator on ``episodes`` held-out layouts of every task, replanning every
+    """Runs the checkpoint in ``suite``'s simulator on ``episodes`` held-out layouts of every task, replanning every
     ``execute_steps`` actions (receding horizon); writes eval.json under ``output_dir`` and returns it."""
     trained = policy_config.create_trained_policy(config, checkpoint, num_steps=denoising_steps)
     chunking_config = chunking.ChunkingConfig(mode="receding", replan_every=execute_steps)
-    return _closed_loop.evaluate(
-        lambda _task: rollout.model_policy(trained, chunking_config),
+    evaluate = _closed_loop.evaluate_mobile if suite == "mobile" else _closed_loop.evaluate
+    return evaluate(
+        lambda _task_or_env: rollout.model_policy(trained, chunking_config),
         tasks,
         episodes,
         max_steps=max_steps,

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from openpi.experiments import sim_demo
 
 B1K_GROUPS = ("base", "trunk", "left_arm", "right_arm", "grippers")
-SIM_GROUPS = ("arm", "gripper")
+SIM_GROUPS = {"metaworld": ("arm", "gripper"), "mobile": ("base", "arm", "gripper")}
 
 
 def spread(mean: float, std: float, n: int, spec: str = ".3f") -> str:
@@ -76,13 +76,11 @@ def b1k_markdown(
     summary: dict[str, Any],
     results: dict[str, list[dict]],
     meta: dict,
-    sim_lines: list[str] = (),
 ) -> str:
     seeds = ", ".join(str(s) for s in args.seeds)
     lines = [
-        "# Demo: loss strategies, closed loop in a simulator and offline on miniature B1K",
+        "# Loss strategies offline on the miniature B1K dataset",
         "",
-        *sim_lines,
         "## Offline on the miniature B1K dataset",
         "",
         f"Framework {args.framework}; {args.steps} steps × batch {args.batch_size} per run; seeds {seeds}; "
@@ -174,29 +172,37 @@ def plot_b1k_losses(results: dict[str, list[dict]], path: pathlib.Path) -> pathl
 # Closed loop in the simulator.
 
 
-def summarize_sim(runs: dict[str, list[dict[str, Any]]], tasks: tuple[str, ...]) -> dict[str, Any]:
+def _pooled(evals: list[dict[str, Any]], task: str, kind: str | None) -> dict[str, Any]:
+    """One success kind of ``task`` over the runs' eval.json task tables (``kind`` None: Meta-World's success)."""
+    entries = [e[task] if kind is None else e[task][kind] for e in evals]
+    rates = [x["success_rate"] for x in entries]
+    successes = sum(x["successes"] for x in entries)
+    trials = sum(len(e[task]["episodes"]) for e in evals)
+    return {"per_seed": rates, "mean": float(np.mean(rates)), "std": float(np.std(rates)),
+            "pooled": [successes, trials], "wilson95": list(closed_loop.wilson_interval(successes, trials))}
+
+
+def summarize_sim(runs: dict[str, list[dict[str, Any]]], tasks: tuple[str, ...], suite: str = "metaworld"
+                  ) -> dict[str, Any]:
     """Per strategy and task: success rate per seed, mean ± std over seeds, and the pooled Wilson interval,
-    all read back from the runs' eval.json files; per group, the last logged training loss over seeds."""
+    all read back from the runs' eval.json files (mobile: overall success, with navigation, manipulation and the
+    arm activity ratio beside it); per group, the last logged training loss over seeds."""
     summary = {}
     for strategy, strategy_runs in runs.items():
         evals = [json.loads(pathlib.Path(r["eval_json"]).read_text())["tasks"] for r in strategy_runs]
         row: dict[str, Any] = {"seeds": [r["seed"] for r in strategy_runs], "tasks": {}}
         for task in tasks:
-            rates = [e[task]["success_rate"] for e in evals]
-            successes = sum(e[task]["successes"] for e in evals)
-            trials = sum(len(e[task]["episodes"]) for e in evals)
-            row["tasks"][task] = {
-                "per_seed": rates,
-                "mean": float(np.mean(rates)),
-                "std": float(np.std(rates)),
-                "pooled": [successes, trials],
-                "wilson95": list(closed_loop.wilson_interval(successes, trials)),
-            }
+            if suite == "mobile":
+                row["tasks"][task] = {**_pooled(evals, task, "overall"),
+                                      **{kind: _pooled(evals, task, kind) for kind in ("navigation", "manipulation")},
+                                      "arm_activity": [e[task]["arm_activity_ratio"] for e in evals]}
+            else:
+                row["tasks"][task] = _pooled(evals, task, None)
         row["mean_over_tasks"] = float(np.mean([row["tasks"][t]["mean"] for t in tasks]))
         row["train_loss"] = {
             g: [float(np.mean([r["metrics"][-1][f"loss/{g}"] for r in strategy_runs])),
                 float(np.std([r["metrics"][-1][f"loss/{g}"] for r in strategy_runs]))]
-            for g in SIM_GROUPS
+            for g in SIM_GROUPS[suite]
         }
         summary[strategy] = row
     return summary
@@ -218,31 +224,50 @@ def verdict(summary: dict[str, Any], task: str) -> str:
     return f"{ranked[0]} best"
 
 
+def _success_cell(entry: dict[str, Any], n: int) -> str:
+    low, high = entry["wilson95"]
+    return f"{spread(entry['mean'], entry['std'], n, '.2f')} [{low:.2f}, {high:.2f}]"
+
+
 def sim_markdown(args: sim_demo.SimArgs, seeds: tuple[int, ...], result: dict[str, Any], plot_paths: list[str]) -> list[str]:
-    summary, tasks = result["summary"], args.tasks
+    summary, tasks, mobile = result["summary"], args.tasks, args.suite == "mobile"
+    groups = SIM_GROUPS[args.suite]
+    title = ("the mobile manipulator (drive, then manipulate)" if mobile
+             else "Meta-World (fixed-base arm, the control without a base)")
+    what = "overall success (navigated and the task's own check)" if mobile else "success"
     lines = [
-        "## Closed loop in the simulator (Meta-World)",
+        f"## Closed loop in the simulator: {title}",
         "",
         f"Tiny pi0 per strategy and seed (seeds {', '.join(map(str, seeds))}), {args.steps} steps × batch "
         f"{args.batch_size} on {args.episodes_per_task} scripted-expert demos per task; each run is evaluated "
         f"on the same {args.eval_episodes} held-out layouts per task (at most {args.max_steps} steps, "
-        f"{args.execute_steps} actions per chunk before replanning). Cells: success mean ± std over seeds "
+        f"{args.execute_steps} actions per chunk before replanning). Cells: {what}, mean ± std over seeds "
         "[95% Wilson interval of the pooled episodes].",
         "",
         "| strategy | " + " | ".join(tasks) + " | mean over tasks |",
         "|---|" + "---|" * (len(tasks) + 1),
     ]
     for strategy, row in summary.items():
-        n, cells = len(row["seeds"]), []
-        for task in tasks:
-            cell = row["tasks"][task]
-            low, high = cell["wilson95"]
-            cells.append(f"{spread(cell['mean'], cell['std'], n, '.2f')} [{low:.2f}, {high:.2f}]")
-        lines.append(f"| {strategy} | " + " | ".join(cells) + f" | {row['mean_over_tasks']:.2f} |")
+        n = len(row["seeds"])
+        lines.append(f"| {strategy} | " + " | ".join(_success_cell(row["tasks"][t], n) for t in tasks)
+                     + f" | {row['mean_over_tasks']:.2f} |")
     lines += ["", "Between strategies, per task (a gap inside the seed spread is not a result): "
-              + "; ".join(f"{t}: {verdict(summary, t)}" for t in tasks) + ".", "",
-              "Training loss per group at the end (unweighted flow-matching loss, mean ± std over seeds):", "",
-              "| strategy | " + " | ".join(SIM_GROUPS) + " |", "|---|" + "---|" * len(SIM_GROUPS)]
+              + "; ".join(f"{t}: {verdict(summary, t)}" for t in tasks) + "."]
+    if mobile:
+        lines += ["", "Where it fails: navigation (the base reached the pre-grasp region) and manipulation (the task's "
+                  "own check), and the arm activity ratio (executed arm motion / the expert's on the same layouts; "
+                  "< 1 is an arm that stagnates, > 1 one that jitters), mean over seeds:", "",
+                  "| strategy | task | navigation | manipulation | arm activity |", "|---|---|---|---|---|"]
+        for strategy, row in summary.items():
+            n = len(row["seeds"])
+            for task in tasks:
+                cell = row["tasks"][task]
+                activity = [a for a in cell["arm_activity"] if a is not None]
+                lines.append(f"| {strategy} | {task} | {_success_cell(cell['navigation'], n)} | "
+                             f"{_success_cell(cell['manipulation'], n)} | "
+                             f"{f'{np.mean(activity):.2f}' if activity else '-'} |")
+    lines += ["", "Training loss per group at the end (unweighted flow-matching loss, mean ± std over seeds):", "",
+              "| strategy | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
     for strategy, row in summary.items():
         n = len(row["seeds"])
         lines.append(f"| {strategy} | " + " | ".join(spread(m, s, n) for m, s in row["train_loss"].values()) + " |")
@@ -254,7 +279,7 @@ def sim_markdown(args: sim_demo.SimArgs, seeds: tuple[int, ...], result: dict[st
     lines += [
         "",
         "What this shows and what it does not: closed-loop task success of tiny models trained for minutes on a "
-        "CPU, on layouts none of them saw, measured by the simulator's own success flag; differences between "
+        "CPU, on layouts none of them saw, measured by the simulator's own success check; differences between "
         "strategies count only where they exceed the seed spread. It does not show what happens at openpi's "
         "scale (pretrained 3B models, real robots), and the expert's demonstrations are cleaner than human ones.",
         f"Plots: {', '.join(plot_paths)}.",
@@ -263,8 +288,8 @@ def sim_markdown(args: sim_demo.SimArgs, seeds: tuple[int, ...], result: dict[st
     return lines
 
 
-def plot_sim_losses(result: dict[str, Any], path: pathlib.Path) -> pathlib.Path:
-    return plots.group_loss_curves(result["runs"], SIM_GROUPS, path, title="sim loss")
+def plot_sim_losses(result: dict[str, Any], groups: tuple[str, ...], path: pathlib.Path) -> pathlib.Path:
+    return plots.group_loss_curves(result["runs"], groups, path, title="sim loss")
 
 
 def plot_sim_success(result: dict[str, Any], tasks: tuple[str, ...], path: pathlib.Path) -> pathlib.Path:

@@ -12,14 +12,25 @@ B1K = {
     "adaptive": "pi0_b1k_adaptive_demo",  # group weights from each group's own progress
     "delta_pertimestep": "pi05_b1k_delta_pertimestep_demo",  # delta trunk/arm actions + per-timestep action stats
 }
-# The simulator (closed-loop comparison).
-SIM = {
+# Meta-World's fixed-base arm (the closed-loop control without a base).
+METAWORLD = {
     "uniform": "metaworld_demo",
     "original": "metaworld_demo_original",
     "per_group": "metaworld_demo_per_group",
     "masked": "metaworld_demo_masked",  # uniform with exclude_padding
     "adaptive": "metaworld_demo_adaptive",
     "per_timestep": "metaworld_demo_per_timestep",  # uniform with action stats per chunk index
+}
+
+# The mobile manipulator (the closed-loop demo's default: drive, then manipulate).
+MOBILE = {
+    "uniform": "mobile_demo",
+    "original": "mobile_demo_original",
+    "per_group": "mobile_demo_per_group",
+    "masked": "mobile_demo_masked",
+    "adaptive": "mobile_demo_adaptive",
+    "per_timestep": "mobile_demo_per_timestep",
+    "delta_pertimestep": "mobile_demo_delta_pertimestep",  # delta arm actions + per-timestep action stats
 }
 
 
