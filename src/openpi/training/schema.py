@@ -218,6 +218,8 @@ class TrainConfig:
     """Held-out layouts per task of each closed-loop evaluation during training."""
     sim_eval_tasks: tuple[str, ...] | None = None
     """Tasks of the closed-loop evaluation during training; default every task of the simulator."""
+    sim_eval_max_steps: int | None = None
+    """Step limit of those episodes; default the simulator's (150 Meta-World, 200 mobile, as eval_closed_loop.py)."""
     overwrite: bool = False
     """Delete the experiment directory, once every input has been checked, and start over."""
     resume: bool = False
@@ -255,8 +257,8 @@ class TrainConfig:
         for field in ("val_interval", "sim_eval_interval"):
             if getattr(self, field) < 0:
                 raise ValueError(f"--{field.replace('_', '-')} must be >= 0 (0: off), got {getattr(self, field)}.")
-        for field in ("val_windows", "sim_eval_episodes"):
-            if getattr(self, field) < 1:
+        for field in ("val_windows", "sim_eval_episodes", "sim_eval_max_steps"):
+            if getattr(self, field) is not None and getattr(self, field) < 1:
                 raise ValueError(f"--{field.replace('_', '-')} must be at least 1, got {getattr(self, field)}.")
         if self.lr_schedule.warmup_steps >= self.num_train_steps:
             warnings.warn(

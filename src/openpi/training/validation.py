@@ -184,8 +184,9 @@ class SimEvaluator:
                                 else (metaworld_env, closed_loop.evaluate))
         tasks = self.config.sim_eval_tasks or env_module.DEFAULT_TASKS
         try:
+            limit = {"max_steps": self.config.sim_eval_max_steps} if self.config.sim_eval_max_steps else {}
             report = evaluate(lambda _task_or_env: rollout.model_policy(policy, executor, horizon=horizon), tasks,
-                              self.config.sim_eval_episodes, progress=False)
+                              self.config.sim_eval_episodes, progress=False, **limit)
         finally:
             if was_training:
                 model.train()
