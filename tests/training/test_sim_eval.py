@@ -41,3 +41,26 @@ def test_sim_eval_on_a_non_simulator_config_is_a_config_error(demo_run_dir):
                                          r"'openpi/mini_b1k', not on a simulator's data .*Set --sim-eval-interval=0"):
         jax_trainer.train(config, progress=False)
     assert not (tmp / "checkpoints").exists()  # refused before the experiment directory was made
+
+
+def test_mobile_success_is_logged_for_navigation_and_manipulation_separately(tmp_path):
+    """The mobile suite's evaluator on an untrained model (norm stats written by hand: no dataset needed)."""
+    import jax
+    import numpy as np
+
+    from openpi.sim import mobile_env
+    from openpi.training import mobile_configs
+    from openpi.training import validation
+
+    name = "mobile_demo"
+    stats = {key: _normalize.NormStats(mean=np.zeros(dim), std=np.ones(dim))
+             for key, dim in (("state", mobile_env.STATE_DIM), ("actions", mobile_env.ACTION_DIM))}
+    _normalize.save(tmp_path / "assets" / name / mobile_configs.MOBILE_REPO_ID, stats)
+    task = mobile_env.DEFAULT_TASKS[0]
+    config = _config.cli([name, f"--assets-base-dir={tmp_path / 'assets'}", "--sim-eval-interval=1",
+                          "--sim-eval-episodes=1", "--sim-eval-tasks", task, "--sim-eval-max-steps=4"])
+    evaluator = validation.create_sim_evaluator(config, config.data_config())
+    record = evaluator(config.model.create(jax.random.key(0)))
+    assert set(record) <= {f"sim/{task}/{k}" for k in ("success", "navigation", "manipulation", "arm_activity_ratio")}
+    assert {f"sim/{task}/success", f"sim/{task}/navigation", f"sim/{task}/manipulation"} <= set(record)
+    assert record[f"sim/{task}/success"] == 0.0  # 4 steps do not reach the table
