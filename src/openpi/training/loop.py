@@ -2,8 +2,10 @@
 
 Order matters: every check that can fail before step 1 (inputs, norm stats, starting weights, device mesh and batch
 split, the data loader's batch and sample-weight checks) runs before the experiment directory is locked, and so
-before ``--overwrite`` deletes anything. Then: directory, restore, metrics/wandb, the step loop with its log and save
-cadence, finish. Step metrics reach the host only at a log or save interval (``Backend.to_host``), so a JAX run never
+before ``--overwrite`` deletes anything (the held-out windows of validation are chosen there too). Then: directory,
+restore, metrics/wandb, the step loop with its log, validation (``training.validation``: sampled actions on held-out
+windows, closed-loop success in the simulator, from the live model, joined to the step's log row) and save cadence,
+finish. Step metrics reach the host only at a log or save interval (``Backend.to_host``), so a JAX run never
 waits for the device between intervals; a checkpoint is written only once every step before it is known finite.
 """
 
