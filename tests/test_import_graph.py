@@ -80,9 +80,14 @@ def test_no_import_cycle():
     assert _cycle(_graph()) is None
 
 
+# In-training validation reports eval_policy's metrics by calling its code (so a wandb panel and eval_policy agree).
+VALIDATION = "openpi.training.validation"
+
+
 def test_training_imports_nothing_from_analysis():
     graph = _graph()
-    bad = {(m, d) for m, deps in graph.items() if m.startswith("openpi.training") for d in deps if "analysis" in d}
+    bad = {(m, d) for m, deps in graph.items() if m.startswith("openpi.training") and m != VALIDATION
+           for d in deps if "analysis" in d}
     assert not bad
 
 

@@ -3,8 +3,8 @@
 A sample is a nested dict of numpy arrays (and strings such as ``prompt``). Inputs run dataset → model
 (repack, robot-specific inputs, normalize, model-specific resize/tokenize/pad); outputs run model → robot.
 Normalization is guarded: a dim whose scale (std for z-score, q99 − q01 for quantiles) is below
-``min_scale`` normalizes to 0 and unnormalizes to its constant value, with one warning naming the dim,
-instead of dividing by ~1e-6 (B1K's torso dim 6 is constant; see openpi issue 814).
+``min_scale`` normalizes to 0 and unnormalizes to its constant value, with one warning naming the dim (once
+per process, however many transforms are built from the same stats), instead of dividing by ~1e-6 (B1K's torso dim 6 is constant; see openpi issue 814).
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ DataDict = dict[str, Any]
 # Default guard: below this scale a dim is treated as constant.
 MIN_NORM_SCALE = 1e-4
 _EPS = 1e-6  # openpi's epsilon in the normalization formulas
+# The constant-dim warnings already shown by this process: a run builds Normalize / Unnormalize from the same stats
+# several times (data loader, policy, validation), and Python's own "default" filter keys on the caller's line.
+_WARNED: set[str] = set()
 
 
 @runtime_checkable
@@ -106,7 +109,7 @@ RepackTransform = Repack
 def _constant_dims(
     norm_stats: Mapping[str, _normalize.NormStats] | None, use_quantiles: bool, min_scale: float
 ) -> dict[str, np.ndarray]:
-    """Per key, the dims whose scale is below ``min_scale``; warns once per dim when the transform is built."""
+    """Per key, the dims whose scale is below ``min_scale``; warns once per dim and process."""
     masks = {}
     for key, stats in (norm_stats or {}).items():
         if use_quantiles:
@@ -118,12 +121,13 @@ def _constant_dims(
         masks[key] = scale < min_scale
         for index in np.argwhere(masks[key]):
             dim = int(index[-1]) if len(index) == 1 else f"{int(index[-1])} at chunk step {int(index[0])}"
-            warnings.warn(
-                f"Normalization of '{key}' dim {dim}: {what} = {float(scale[tuple(index)]):.3g} < {min_scale:g}; the dim is "
-                "treated as constant (normalized to 0, unnormalized to its constant value).",
-                UserWarning,
-                stacklevel=4,
+            message = (
+                f"Normalization of '{key}' dim {dim}: {what} = {float(scale[tuple(index)]):.3g} < {min_scale:g}; the dim "
+                "is treated as constant (normalized to 0, unnormalized to its constant value)."
             )
+            if message not in _WARNED:
+                _WARNED.add(message)
+                warnings.warn(message, UserWarning, stacklevel=4)
     return masks
 
 

@@ -89,14 +89,15 @@ def trains_transformed_actions(config: Any) -> bool:
     return any(getattr(data, "delta_action_mask", None) or ()) or bool(getattr(data, "per_timestep_norm", False))
 
 
-def resolve(args: SourceArgs, *, policy_outputs: bool = False) -> Source:
+def resolve(args: SourceArgs, *, policy_outputs: bool = False, config: Any = None) -> Source:
     """Resolves the config (if named) and the dataset; raises for an unknown config or a missing dataset.
 
     ``policy_outputs``: the caller compares a policy's (absolute, raw-unit) outputs with the action column, which
-    works for delta / per-timestep configs too; errors are then normalized with the column's own stats."""
-    config = data_config = None
-    if args.config_name is not None:
-        config = _config.get_config(args.config_name, args.config_overrides)
+    works for delta / per-timestep configs too; errors are then normalized with the column's own stats.
+    ``config``: the ``TrainConfig`` itself, in place of looking ``args.config_name`` up (a training run's own)."""
+    data_config = None
+    if config is not None or args.config_name is not None:
+        config = config or _config.get_config(args.config_name, args.config_overrides)
         if trains_transformed_actions(config) and not policy_outputs:
             raise ValueError(
                 f"Config {args.config_name!r} trains delta actions or per-timestep stats; these tools analyze the "
@@ -296,7 +297,21 @@ def load_policy(source: Source, checkpoint: str) -> tuple[evaluation.Predict, ev
             f"Evaluating {path} needs its training config (--config-name): the model and transforms come from it."
         )
     policy = policy_config.create_trained_policy(source.config, path)
-    wanted = set(policy.metadata["input_keys"])
+    return policy_predict(policy), observation_reader(source, policy.metadata["input_keys"])
+
+
+def policy_predict(policy: Any) -> evaluation.Predict:
+    """An openpi ``Policy`` as ``predict``: the raw-unit chunks of the batch's ``observations``."""
+
+    def predict(batch: dict[str, Any]) -> np.ndarray:
+        return policy.infer_batch(batch["observations"])["actions"]
+
+    return predict
+
+
+def observation_reader(source: Source, input_keys: Sequence[str]) -> evaluation.ObservationFn:
+    """The observation builder of ``load_policy``: each chunk start's frame, with the cameras among ``input_keys``."""
+    wanted = set(input_keys)
     dataset = _lerobot.LeRobotDataset(
         root=source.root, camera_keys=[k for k in source.meta.video_keys if k in wanted], action_key=source.action_key
     )
@@ -307,10 +322,7 @@ def load_policy(source: Source, checkpoint: str) -> tuple[evaluation.Predict, ev
         samples = [dataset[first_row[int(e)] + int(f)] for e, f in zip(episode_index, frame_index)]
         return evaluation.id_observations(episode_index, frame_index, prompts) | {"observations": samples}
 
-    def predict(batch: dict[str, Any]) -> np.ndarray:
-        return policy.infer_batch(batch["observations"])["actions"]
-
-    return predict, observation_fn
+    return observation_fn
 
 
 def with_checkpoint_norm_stats(source: Source, checkpoint: str) -> Source:

@@ -95,12 +95,32 @@ def create_trained_policy(
     norm_stats, stats_origin = load_norm_stats(step_dir, data_config)
     build = _jax_model if framework == "jax" else _pytorch_model
     model = build(train_config.model, step_dir, kind)
-    use_quantiles = data_config.use_quantile_norm
-    repack = _without_actions(data_config.repack_transforms)
     logger.info("Loaded %s checkpoint %s into %s; norm stats from %s.", kind, step_dir, framework, stats_origin)
+    metadata = {
+        "checkpoint": str(step_dir),
+        "checkpoint_kind": kind,
+        "framework": framework,
+        "norm_stats": stats_origin,
+        "config_name": train_config.name,
+    }
+    return create_policy(data_config, model, norm_stats, num_steps=num_steps, seed=seed, metadata=metadata)
+
+
+def create_policy(
+    data_config: _config.DataConfig,
+    model,
+    norm_stats: dict[str, _normalize.NormStats],
+    *,
+    num_steps: int = 10,
+    seed: int = 0,
+    metadata: dict | None = None,
+) -> _policy.Policy:
+    """``model`` (JAX ``Pi0`` or ``PI0Pytorch``, e.g. the one a run is training) behind the config's transforms:
+    what ``create_trained_policy`` returns for a checkpoint, and the training loop's validation samples through."""
+    use_quantiles = data_config.use_quantile_norm
     return _policy.Policy(
         model,
-        repack_transforms=repack,
+        repack_transforms=_without_actions(data_config.repack_transforms),
         transforms=[
             *data_config.data_transforms.inputs,
             _transforms.Normalize(norm_stats, use_quantiles=use_quantiles),
@@ -114,12 +134,6 @@ def create_trained_policy(
         ],
         num_steps=num_steps,
         seed=seed,
-        metadata={
-            "checkpoint": str(step_dir),
-            "checkpoint_kind": kind,
-            "framework": framework,
-            "norm_stats": stats_origin,
-            "config_name": train_config.name,
-            "input_keys": sorted(data_config.observation_keys),  # the raw observation keys the policy reads
-        },
+        # the raw observation keys the policy reads
+        metadata={**(metadata or {}), "input_keys": sorted(data_config.observation_keys)},
     )

@@ -285,6 +285,10 @@ class JaxBackend:
         if hasattr(self, "_mgr"):
             self._mgr.wait_until_finished()
 
+    def sampling_model(self):
+        params = self.state.ema_params if self.state.ema_params is not None else self.state.params
+        return nnx.merge(self.state.model_def, params)  # what _save writes as params
+
 
 def train(config: _config.TrainConfig, *, progress: bool = True) -> TrainState:
     """Runs (or resumes) training as configured, in one process or as one process of a multi-host job (see

@@ -2,8 +2,10 @@
 
 Order matters: every check that can fail before step 1 (inputs, norm stats, starting weights, device mesh and batch
 split, the data loader's batch and sample-weight checks) runs before the experiment directory is locked, and so
-before ``--overwrite`` deletes anything. Then: directory, restore, metrics/wandb, the step loop with its log and save
-cadence, finish. Step metrics reach the host only at a log or save interval (``Backend.to_host``), so a JAX run never
+before ``--overwrite`` deletes anything (the held-out windows of validation are chosen there too). Then: directory,
+restore, metrics/wandb, the step loop with its log, validation (``training.validation``: sampled actions on held-out
+windows, closed-loop success in the simulator, from the live model, joined to the step's log row) and save cadence,
+finish. Step metrics reach the host only at a log or save interval (``Backend.to_host``), so a JAX run never
 waits for the device between intervals; a checkpoint is written only once every step before it is known finite.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import pathlib
+import time
 from typing import Any
 from typing import Literal
 from typing import Protocol
@@ -23,6 +26,7 @@ from openpi.training import config as _config
 from openpi.training import data_loader as _data_loader
 from openpi.training import preflight
 from openpi.training import run_utils
+from openpi.training import validation
 
 logger = logging.getLogger("openpi")
 
@@ -72,6 +76,10 @@ class Backend(Protocol):
     def close(self) -> None:
         """Lets checkpoints already started complete; runs also when training stopped on an error."""
 
+    def sampling_model(self) -> Any:
+        """The model as the next checkpoint would hold it (JAX: the EMA weights, if any), to sample actions from in
+        this process without writing a checkpoint (validation); a model in train mode may be left in eval mode."""
+
 
 def initial_weights(config: _config.TrainConfig, resume_from: pathlib.Path | None) -> pathlib.Path | str | None:
     """Where a fresh run's weights come from: the latest step directory of another experiment (``--resume-from``),
@@ -95,6 +103,7 @@ def run(config: _config.TrainConfig, backend: Backend, *, progress: bool = True)
 
 
 def _run(config: _config.TrainConfig, backend: Backend, *, progress: bool) -> None:
+    run_utils.quiet_library_logs()
     main = backend.rank == 0
     if not main:
         logger.setLevel(logging.WARNING)  # the log comes from process 0; errors and warnings from every process
@@ -104,6 +113,7 @@ def _run(config: _config.TrainConfig, backend: Backend, *, progress: bool) -> No
     backend.agree(data_config)
     if main or backend.preflight_on_every_process:
         preflight.check_inputs(config, data_config, progress=progress)
+    validation.check_sim_eval(config)
     resume_from = run_utils.resolve_resume_from(config)
     steps = run_utils.step_dirs(config.checkpoint_dir) if config.resume else []
     restore_step = steps[-1] if steps else None
@@ -112,6 +122,8 @@ def _run(config: _config.TrainConfig, backend: Backend, *, progress: bool) -> No
     backend.init(initial_weights(config, resume_from) if restore_step is None else None)
     start_step = restore_step or 0
     loader = _data_loader.create_data_loader(config, data_config, start_step=start_step, **backend.loader_options())
+
+    watchers = _on_main(backend, lambda: _watchers(config, data_config, backend)) or {}
 
     prepared = _on_main(backend, lambda: run_utils.prepare_checkpoint_dir(config))
     checkpoint_dir, resuming = prepared or (config.checkpoint_dir, config.resume)
@@ -130,7 +142,7 @@ def _run(config: _config.TrainConfig, backend: Backend, *, progress: bool) -> No
     if main:
         run_utils.truncate_metrics(checkpoint_dir, start_step)
 
-    run = run_utils.init_wandb(config, checkpoint_dir, resuming=resuming, enabled=main)
+    run = run_utils.init_wandb(config, data_config, checkpoint_dir, resuming=resuming, enabled=main)
     interval = run_utils.IntervalLogger(run, checkpoint_dir, config.batch_size, enabled=main)
     bar = tqdm.tqdm(total=config.num_train_steps, initial=start_step, disable=not progress, dynamic_ncols=True)
     groups = config.model.loss_weighting.groups
@@ -142,12 +154,17 @@ def _run(config: _config.TrainConfig, backend: Backend, *, progress: bool) -> No
             done = step + 1  # steps are counted from 1 in logs, metrics and checkpoint names
             pending.append((done, info, targets))
             bar.update(1)
-            log = done % config.log_interval == 0 or done == config.num_train_steps
-            save = done % config.save_interval == 0 or done == config.num_train_steps
+            last = done == config.num_train_steps
+            # At every interval, and at the last step of a run at least one interval long (not of smoke runs).
+            watch = {k: w for k, (every, w) in watchers.items()
+                     if done % every == 0 or (last and config.num_train_steps >= every)}
+            log = done % config.log_interval == 0 or last or bool(watch)  # validation joins its step's log row
+            save = done % config.save_interval == 0 or last
             if log or save:  # before a save too: a checkpoint is only written once its steps are known finite
                 _drain(backend, pending, interval, groups)
             if log:
-                bar.set_postfix(loss=f"{interval.flush(done)['loss']:.4f}")
+                extra, seconds = _watch(backend, watch)
+                bar.set_postfix(loss=f"{interval.flush(done, extra, seconds)['loss']:.4f}")
             if save:
                 backend.save(done, data_config)
         backend.barrier()
@@ -155,6 +172,33 @@ def _run(config: _config.TrainConfig, backend: Backend, *, progress: bool) -> No
         bar.close()
         backend.close()
         run.finish()
+
+
+def _watchers(config: _config.TrainConfig, data_config: _config.DataConfig, backend: Backend) -> dict:
+    """Prefix -> (interval, callable of the live model) of the validations this run does (main process only)."""
+    if backend.world_size > 1 and backend.framework == "jax":
+        if config.val_interval or config.sim_eval_interval:
+            logger.info("Validation is off: a multi-process JAX run's weights span hosts (run eval_policy.py on "
+                        "its checkpoints instead).")
+        return {}
+    watchers = {}
+    if (validator := validation.create_validator(config, data_config)) is not None:
+        watchers["val"] = (config.val_interval, validator)
+    if (sim := validation.create_sim_evaluator(config, data_config)) is not None:
+        watchers["sim"] = (config.sim_eval_interval, sim)
+    return watchers
+
+
+def _watch(backend: Backend, watch: dict) -> tuple[dict[str, float], float]:
+    """The due validations' metrics on the live model, each with its wall time as ``<prefix>/seconds``, and the
+    total time they took."""
+    record, total = {}, 0.0
+    for prefix, fn in watch.items():
+        start = time.perf_counter()
+        record |= fn(backend.sampling_model())
+        seconds = time.perf_counter() - start
+        record[f"{prefix}/seconds"], total = seconds, total + seconds
+    return record, total
 
 
 def _drain(backend: Backend, pending: list, interval: run_utils.IntervalLogger, groups) -> None:

@@ -417,6 +417,9 @@ class TorchBackend:
     def close(self) -> None:
         pass  # saves are synchronous
 
+    def sampling_model(self) -> pi0_pytorch.PI0Pytorch:
+        return self.model  # the unwrapped model: sampling on rank 0 alone needs no collective
+
 
 def train(config: _config.TrainConfig, *, progress: bool = True) -> pi0_pytorch.PI0Pytorch:
     """Runs (or resumes) training as configured, under ``torchrun`` or in one process; returns the model."""

@@ -258,8 +258,47 @@ def check_resumable(step_dir: pathlib.Path, framework: str) -> None:
         )
 
 
-def init_wandb(config: _config.TrainConfig, checkpoint_dir: pathlib.Path, *, resuming: bool, enabled: bool = True):
-    """Starts (or resumes) the wandb run; offline with one notice when there are no credentials."""
+def wandb_tags(config: _config.TrainConfig, data_config: _config.DataConfig) -> list[str]:
+    """The run's strategy, config name and the levers it pulls, as wandb tags (filter and colour runs by them)."""
+    weighting = config.model.loss_weighting
+    tags = [weighting.strategy, config.name, f"norm:{data_config.norm}"]
+    levers = {
+        "exclude_padding": weighting.exclude_padding,
+        "delta_weighting": "delta" in weighting.to_json(),
+        "per_timestep_norm": data_config.per_timestep_norm,
+        "delta_actions": any(data_config.delta_action_mask or ()),
+        "sample_weights": data_config.sample_weights_path is not None,
+    }
+    tags += [name for name, on in levers.items() if on]
+    if data_config.episodes_path is not None:  # e.g. the arm-heavy selection of filter_arm_heavy_episodes.py
+        tags.append(f"episodes:{data_config.episodes_path.stem}")
+    return tags
+
+
+def action_layout(config: _config.TrainConfig, data_config: _config.DataConfig) -> dict[str, Any]:
+    """The resolved action layout the loss used: each group's dims, its weight, and the robot's real dims."""
+    weighting = config.model.loss_weighting
+    groups = weighting.groups
+    return {
+        "groups": {} if groups is None else {n: list(d) for n, d in zip(groups.names, groups.dims, strict=True)},
+        "group_weights": weighting.to_json().get("group_weights"),
+        "dimension_weights": weighting.to_json().get("dimension_weights"),
+        "robot_action_dim": data_config.robot_action_dim,
+        "model_action_dim": config.model.action_dim,
+    }
+
+
+def init_wandb(
+    config: _config.TrainConfig,
+    data_config: _config.DataConfig,
+    checkpoint_dir: pathlib.Path,
+    *,
+    resuming: bool,
+    enabled: bool = True,
+):
+    """Starts (or resumes) the wandb run; offline with one notice when there are no credentials. Runs are grouped
+    by config and strategy (seeds and exp names of one recipe side by side) and tagged with the strategy and
+    levers (``wandb_tags``); the run config records the resolved action layout and weights (``action_layout``)."""
     import wandb  # half a second to import: only a training run needs it, not the serving and analysis code
 
     if not (config.wandb_enabled and enabled):
@@ -273,7 +312,7 @@ def init_wandb(config: _config.TrainConfig, checkpoint_dir: pathlib.Path, *, res
         )
     id_file = checkpoint_dir / WANDB_ID_FILE
     previous_id = id_file.read_text().strip() if resuming and id_file.exists() else None
-    run_config = config.run_config()
+    run_config = config.run_config() | {"action_layout": action_layout(config, data_config)}
     # Online, a resumed experiment continues its wandb run. wandb cannot reopen an offline run, so offline the
     # resumed part is a new run of the same name and group that records which run it continues.
     run_id = previous_id if mode != "offline" else None
@@ -286,8 +325,8 @@ def init_wandb(config: _config.TrainConfig, checkpoint_dir: pathlib.Path, *, res
         id=run_id,
         resume="allow" if run_id else None,
         config=run_config,
-        tags=[strategy, config.name],
-        group=config.exp_name,
+        tags=wandb_tags(config, data_config),
+        group=f"{config.name}-{strategy}",
         job_type=strategy,
         mode=mode,
         dir=os.environ.get("WANDB_DIR"),
@@ -335,10 +374,13 @@ def check_finite_weights(step: int, info: Mapping[str, float]) -> None:
 
 
 def format_metrics(step: int, metrics: Mapping[str, Any]) -> str:
-    """One log line: the overall numbers first, then per-group losses."""
+    """One log line: the overall numbers first, then per-group losses, then validation and closed-loop metrics."""
     head = [f"{k}={v:.4g}" for k, v in metrics.items() if "/" not in k]
-    groups = [f"{k.split('/', 1)[1]}={v:.3g}" for k, v in metrics.items() if k.startswith("loss/")]
-    return f"step {step}: " + " ".join(head) + (" | loss/ " + " ".join(groups) if groups else "")
+    line = f"step {step}: " + " ".join(head)
+    for prefix in ("loss", "val", "sim"):
+        rest = [f"{k.split('/', 1)[1]}={v:.3g}" for k, v in metrics.items() if k.startswith(f"{prefix}/")]
+        line += f" | {prefix}/ " + " ".join(rest) if rest else ""
+    return line
 
 
 class IntervalLogger:
@@ -355,12 +397,15 @@ class IntervalLogger:
     def add(self, info: Mapping[str, float]) -> None:
         self._pending.append(info)
 
-    def flush(self, step: int) -> dict[str, float]:
-        """Writes the interval ending at ``step`` (steps done) and starts the next one; returns the record."""
-        elapsed = time.perf_counter() - self._start
+    def flush(self, step: int, extra: Mapping[str, float] | None = None, extra_seconds: float = 0.0) -> dict[str, float]:
+        """Writes the interval ending at ``step`` (steps done) and starts the next one; returns the record.
+        ``extra`` (validation metrics of this step, which took ``extra_seconds``) joins the record; its time is left
+        out of ``step_time``."""
+        elapsed = time.perf_counter() - self._start - extra_seconds
         record = {k: float(np.mean([p[k] for p in self._pending])) for k in self._pending[0]}
         record["step_time"] = elapsed / len(self._pending)
         record["samples_per_sec"] = self._batch_size * len(self._pending) / elapsed
+        record |= extra or {}
         if self._enabled:
             self._run.log(record, step=step)
             with self._path.open("a") as f:
@@ -370,6 +415,17 @@ class IntervalLogger:
         return record
 
 
+# Libraries whose INFO lines are their own bookkeeping (orbax logs through absl, with the whole CheckpointManager and
+# its options as reprs; JAX lists the backends it could not load). Their warnings and errors still show.
+QUIET_LOGGERS = ("absl", "jax", "orbax")
+
+
+def quiet_library_logs() -> None:
+    """Raises the libraries' loggers (``QUIET_LOGGERS``) to WARNING; the ``openpi`` logger keeps its INFO lines."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def training_main(train_fn, description: str) -> None:
     """The body of ``scripts/train.py`` and ``scripts/train_pytorch.py``: parse the config and train; a user error,
     a non-finite loss, a failed save, a busy experiment or a data error ends it in one ``error: ...`` line."""
@@ -377,4 +433,5 @@ def training_main(train_fn, description: str) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", force=True
     )
+    quiet_library_logs()
     _cli.run_main(lambda: train_fn(_config.cli(description=description)), user_errors=RUN_ERRORS)

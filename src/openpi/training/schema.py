@@ -205,6 +205,23 @@ class TrainConfig:
     """Save a checkpoint every this many steps (> 0), and at the last step."""
     keep_period: int | None = 5_000
     """Checkpoints at multiples of this step are kept; others are replaced by newer ones."""
+    val_interval: int = 500
+    """Every this many steps (and at the last step of a run at least this long) sample actions from the model being trained on fixed held-out
+    windows and log ``scripts/eval_policy.py``'s metrics under ``val/`` (0: off). Needs episodes the run does not
+    train on (a ``data.episodes_path`` list); without them validation is off, with a one-line notice."""
+    val_windows: int = 32
+    """Held-out chunk windows validation samples (at most this many, at least one per held-out task)."""
+    sim_eval_interval: int = 0
+    """Simulator configs (metaworld_demo*, mobile_demo*): every this many steps (and at the last step of a run at
+    least this long) run
+    ``sim_eval_episodes`` held-out layouts per task closed loop with the model being trained and log
+    ``sim/<task>/success`` (0: off)."""
+    sim_eval_episodes: int = 2
+    """Held-out layouts per task of each closed-loop evaluation during training."""
+    sim_eval_tasks: tuple[str, ...] | None = None
+    """Tasks of the closed-loop evaluation during training; default every task of the simulator."""
+    sim_eval_max_steps: int | None = None
+    """Step limit of those episodes; default the simulator's (150 Meta-World, 200 mobile, as eval_closed_loop.py)."""
     overwrite: bool = False
     """Delete the experiment directory, once every input has been checked, and start over."""
     resume: bool = False
@@ -239,6 +256,12 @@ class TrainConfig:
             if value is not None and value <= 0:
                 unset = " (or unset it to keep only the latest checkpoint)" if field == "keep_period" else ""
                 raise ValueError(f"--{field.replace('_', '-')} must be a positive number of steps{unset}, got {value}.")
+        for field in ("val_interval", "sim_eval_interval"):
+            if getattr(self, field) < 0:
+                raise ValueError(f"--{field.replace('_', '-')} must be >= 0 (0: off), got {getattr(self, field)}.")
+        for field in ("val_windows", "sim_eval_episodes", "sim_eval_max_steps"):
+            if getattr(self, field) is not None and getattr(self, field) < 1:
+                raise ValueError(f"--{field.replace('_', '-')} must be at least 1, got {getattr(self, field)}.")
         if self.lr_schedule.warmup_steps >= self.num_train_steps:
             warnings.warn(
                 f"--lr-schedule.warmup-steps={self.lr_schedule.warmup_steps} is not shorter than the run "
