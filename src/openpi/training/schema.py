@@ -213,8 +213,7 @@ class TrainConfig:
     """Held-out chunk windows validation samples (at most this many, at least one per held-out task)."""
     sim_eval_interval: int = 0
     """Simulator configs (metaworld_demo*, mobile_demo*): every this many steps (and at the last step of a run at
-    least this long) run
-    ``sim_eval_episodes`` held-out layouts per task closed loop with the model being trained and log
+    least this long) run ``sim_eval_episodes`` held-out layouts per task closed loop with the model being trained and log
     ``sim/<task>/success`` (0: off)."""
     sim_eval_episodes: int = 2
     """Held-out layouts per task of each closed-loop evaluation during training."""
