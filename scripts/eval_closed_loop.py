@@ -29,6 +29,7 @@ import tyro
 from openpi.policies import policy_config
 from openpi.serving import chunking
 from openpi.shared import cli
+from openpi.shared import compile_cache
 from openpi.sim import closed_loop
 from openpi.sim import metaworld_env  # sets MUJOCO_GL=egl (headless) before anything imports MuJoCo
 from openpi.sim import mobile_env
@@ -68,6 +69,9 @@ class Args:
     """Flow-matching integration steps per chunk."""
     framework: Literal["jax", "pytorch"] | None = None
     """Runtime of the model; default the framework that wrote the checkpoint."""
+    batch_size: int = closed_loop.BATCH_SIZE
+    """Environments stepped together, with one batched model call per step for those that replan (1: one
+    episode at a time). Same episodes either way, up to the float rounding of batched calls."""
     output_dir: str = "eval_closed_loop"
 
 
@@ -93,7 +97,7 @@ def make_policy_factory(args: Args):
     )
     horizon = train_config.model.action_horizon
     chunking_config = chunking.ChunkingConfig(mode=args.mode, replan_every=args.execute_steps or max(1, horizon // 2))
-    return lambda _task_or_env: rollout.model_policy(trained, chunking_config, horizon=horizon)
+    return lambda _task_or_env: rollout.model_policy(trained, chunking_config, horizon=horizon)  # one per env
 
 
 def main(args: Args) -> dict:
@@ -112,6 +116,7 @@ def main(args: Args) -> dict:
         image_size=args.image_size,
         max_steps=args.max_steps or default_steps,
         output_dir=pathlib.Path(args.output_dir),
+        batch_size=args.batch_size,
     )
     report["args"] = dataclasses.asdict(args)
     print(render(report))
@@ -123,6 +128,7 @@ if __name__ == "__main__":
     # ImportError: the sim extra is missing (the message names the install command).
 
     def run() -> None:
+        compile_cache.enable()  # the sampler of a model structure compiled once, read back by later evaluations
         args, overrides = tyro.cli(Args, description=__doc__, return_unknown_args=True)
         main(_config.with_config_overrides(args, overrides))
 

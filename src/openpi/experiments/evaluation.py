@@ -134,9 +134,11 @@ def closed_loop(
     execute_steps: int,
     denoising_steps: int,
     output_dir: pathlib.Path,
+    batch_size: int = _closed_loop.BATCH_SIZE,
 ) -> dict[str, Any]:
     """Runs the checkpoint in the simulator on ``episodes`` held-out layouts of every task, replanning every
-    ``execute_steps`` actions (receding horizon); writes eval.json under ``output_dir`` and returns it."""
+    ``execute_steps`` actions (receding horizon), ``batch_size`` environments at a time; writes eval.json under
+    ``output_dir`` and returns it."""
     trained = policy_config.create_trained_policy(config, checkpoint, num_steps=denoising_steps)
     chunking_config = chunking.ChunkingConfig(mode="receding", replan_every=execute_steps)
     return _closed_loop.evaluate(
@@ -145,4 +147,5 @@ def closed_loop(
         episodes,
         max_steps=max_steps,
         output_dir=output_dir,
+        batch_size=batch_size,
     )

@@ -32,6 +32,7 @@ from openpi.sim import metaworld_env
 from openpi.sim import rollout
 
 WILSON_Z = 1.959964  # two-sided 95%
+BATCH_SIZE = 10  # environments stepped together by the scripts and comparisons (benchmarks/comparison_speed.py)
 
 
 def wilson_interval(successes: int, trials: int, z: float = WILSON_Z) -> tuple[float, float]:
