@@ -71,7 +71,8 @@ class Args:
     """Runtime of the model; default the framework that wrote the checkpoint."""
     batch_size: int = closed_loop.BATCH_SIZE
     """Environments stepped together, with one batched model call per step for those that replan (1: one
-    episode at a time). Same episodes either way, up to the float rounding of batched calls."""
+    episode at a time, the fastest for the tiny simulator models on a CPU; more for a large model). Same
+    episodes either way, up to the float rounding of batched calls."""
     output_dir: str = "eval_closed_loop"
 
 
@@ -103,6 +104,8 @@ def make_policy_factory(args: Args):
 def main(args: Args) -> dict:
     if args.episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {args.episodes}.")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1 (1: one environment at a time), got {args.batch_size}.")
     env_module, default_steps = SUITES[args.suite]
     tasks = args.tasks or env_module.DEFAULT_TASKS
     for name in tasks:  # every task checked before the first episode, so a late typo loses no finished results

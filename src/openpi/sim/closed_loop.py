@@ -32,7 +32,11 @@ from openpi.sim import metaworld_env
 from openpi.sim import rollout
 
 WILSON_Z = 1.959964  # two-sided 95%
-BATCH_SIZE = 10  # environments stepped together by the scripts and comparisons (benchmarks/comparison_speed.py)
+# Environments stepped together by the scripts and comparisons. Measured (benchmarks/comparison_speed.py, 2 CPU
+# cores): the tiny simulator model answers in ~5 ms a call, one call per 5 steps, while each extra Meta-World
+# environment costs ~1.2 s to build (model and renderer) and batches of new sizes compile anew, so one at a time
+# is fastest here; batching pays for a model whose calls dominate the episode.
+BATCH_SIZE = 1
 
 
 def wilson_interval(successes: int, trials: int, z: float = WILSON_Z) -> tuple[float, float]:
