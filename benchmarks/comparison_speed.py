@@ -52,6 +52,12 @@ class Args:
     """Dataset, checkpoints and evaluations; default a temporary directory."""
     batch_size: int = 10
     """Environments stepped together in the batching lever's rows (capped at the layouts per task)."""
+    steps: int | None = None
+    """Training steps per run; default the protocol's (1500; 40 with --quick)."""
+    eval_episodes: int | None = None
+    """Held-out layouts per task; default the protocol's (10; 4 with --quick)."""
+    max_steps: int | None = None
+    """Step limit of an episode; default the protocol's (150; 60 with --quick)."""
     path: Literal["both", "old", "new"] = "both"
     """Internal: the path a child process runs."""
 
@@ -65,9 +71,10 @@ class Protocol:
 
 
 def protocol(args: Args) -> Protocol:
-    if args.quick:
-        return Protocol(steps=40, eval_episodes=4, max_steps=60, episodes_per_task=3)
-    return Protocol(steps=1500, eval_episodes=10, max_steps=150, episodes_per_task=20)
+    base = (Protocol(steps=40, eval_episodes=4, max_steps=60, episodes_per_task=3) if args.quick
+            else Protocol(steps=1500, eval_episodes=10, max_steps=150, episodes_per_task=20))
+    overrides = {"steps": args.steps, "eval_episodes": args.eval_episodes, "max_steps": args.max_steps}
+    return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def sim_args(args: Args, out: pathlib.Path):
@@ -129,7 +136,9 @@ def child(args: Args, out: pathlib.Path) -> None:
 def run_path(args: Args, out: pathlib.Path, path: str, cache: str) -> tuple[float, list[dict]]:
     env = {**os.environ, "OPENPI_COMPILE_CACHE": cache, "WANDB_MODE": "offline", "WANDB_DIR": str(out)}
     command = [sys.executable, __file__, "--path", path, "--output-dir", str(out), "--seeds", *map(str, args.seeds),
-               "--strategy", args.strategy, *(["--quick"] if args.quick else [])]
+               "--strategy", args.strategy, *(["--quick"] if args.quick else []),
+               *[f"--{name.replace('_', '-')}={value}" for name in ("steps", "eval_episodes", "max_steps")
+                 if (value := getattr(args, name)) is not None]]
     start = time.perf_counter()
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
