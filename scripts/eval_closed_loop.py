@@ -29,6 +29,7 @@ import tyro
 from openpi.policies import policy_config
 from openpi.serving import chunking
 from openpi.shared import cli
+from openpi.shared import compile_cache
 from openpi.sim import closed_loop
 from openpi.sim import metaworld_env  # sets MUJOCO_GL=egl (headless) before anything imports MuJoCo
 from openpi.sim import mobile_env
@@ -68,6 +69,10 @@ class Args:
     """Flow-matching integration steps per chunk."""
     framework: Literal["jax", "pytorch"] | None = None
     """Runtime of the model; default the framework that wrote the checkpoint."""
+    batch_size: int = closed_loop.BATCH_SIZE
+    """Environments stepped together, with one batched model call per step for those that replan (1: one
+    episode at a time, the fastest for the tiny simulator models on a CPU; more for a large model). Same
+    episodes either way, up to the float rounding of batched calls."""
     output_dir: str = "eval_closed_loop"
 
 
@@ -93,12 +98,14 @@ def make_policy_factory(args: Args):
     )
     horizon = train_config.model.action_horizon
     chunking_config = chunking.ChunkingConfig(mode=args.mode, replan_every=args.execute_steps or max(1, horizon // 2))
-    return lambda _task_or_env: rollout.model_policy(trained, chunking_config, horizon=horizon)
+    return lambda _task_or_env: rollout.model_policy(trained, chunking_config, horizon=horizon)  # one per env
 
 
 def main(args: Args) -> dict:
     if args.episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {args.episodes}.")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1 (1: one environment at a time), got {args.batch_size}.")
     env_module, default_steps = SUITES[args.suite]
     tasks = args.tasks or env_module.DEFAULT_TASKS
     for name in tasks:  # every task checked before the first episode, so a late typo loses no finished results
@@ -112,6 +119,7 @@ def main(args: Args) -> dict:
         image_size=args.image_size,
         max_steps=args.max_steps or default_steps,
         output_dir=pathlib.Path(args.output_dir),
+        batch_size=args.batch_size,
     )
     report["args"] = dataclasses.asdict(args)
     print(render(report))
@@ -123,6 +131,7 @@ if __name__ == "__main__":
     # ImportError: the sim extra is missing (the message names the install command).
 
     def run() -> None:
+        compile_cache.enable()  # the sampler of a model structure compiled once, read back by later evaluations
         args, overrides = tyro.cli(Args, description=__doc__, return_unknown_args=True)
         main(_config.with_config_overrides(args, overrides))
 

@@ -12,8 +12,10 @@ Several hosts: ``--coordinator-address=HOST:PORT --num-processes=N --process-id=
 under SLURM / Open MPI, which JAX detects); see the README.
 """
 
+from openpi.shared import compile_cache
 from openpi.training import jax_trainer
 from openpi.training import run_utils
 
 if __name__ == "__main__":
+    compile_cache.enable()  # a second run of the same model loads its compiled step from disk
     run_utils.training_main(jax_trainer.train, __doc__)

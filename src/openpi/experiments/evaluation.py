@@ -135,9 +135,11 @@ def closed_loop(
     denoising_steps: int,
     output_dir: pathlib.Path,
     suite: str = "metaworld",
+    batch_size: int = _closed_loop.BATCH_SIZE,
 ) -> dict[str, Any]:
     """Runs the checkpoint in ``suite``'s simulator on ``episodes`` held-out layouts of every task, replanning every
-    ``execute_steps`` actions (receding horizon); writes eval.json under ``output_dir`` and returns it."""
+    ``execute_steps`` actions (receding horizon), ``batch_size`` environments at a time; writes eval.json under
+    ``output_dir`` and returns it."""
     trained = policy_config.create_trained_policy(config, checkpoint, num_steps=denoising_steps)
     chunking_config = chunking.ChunkingConfig(mode="receding", replan_every=execute_steps)
     evaluate = _closed_loop.evaluate_mobile if suite == "mobile" else _closed_loop.evaluate
@@ -147,4 +149,5 @@ def closed_loop(
         episodes,
         max_steps=max_steps,
         output_dir=output_dir,
+        batch_size=batch_size,
     )

@@ -11,6 +11,7 @@ import pathlib
 from typing import Any
 from typing import Literal
 
+from openpi.shared import compile_cache
 from openpi.training import config as _config
 from openpi.training import jax_trainer
 from openpi.training import pytorch_trainer
@@ -99,6 +100,7 @@ class Run:
 
 def train(config: _config.TrainConfig, framework: Framework) -> None:
     """Trains ``config`` with the framework's trainer."""
+    compile_cache.enable()  # the runs of a comparison share one model structure: compiled once, read back after
     if framework == "jax":
         jax_trainer.train(config)
     else:

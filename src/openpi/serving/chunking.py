@@ -100,8 +100,10 @@ class ChunkExecutor:
         self.queries = 0
         self._chunks: list[tuple[int, np.ndarray]] = []  # (first step, raw chunk [H, D]), oldest first
 
-    def _query(self, obs: dict, prefix: np.ndarray | None = None, weights: np.ndarray | None = None) -> np.ndarray:
-        chunk = np.asarray(self._policy_fn(obs, prefix, weights), dtype=np.float32)
+    def _query(self, obs: dict, prefix: np.ndarray | None, weights: np.ndarray | None, chunk: np.ndarray | None):
+        if chunk is None:
+            chunk = self._policy_fn(obs, prefix, weights)
+        chunk = np.asarray(chunk, dtype=np.float32)
         if chunk.ndim != 2:
             raise ValueError(f"policy_fn must return an [H, D] chunk, got shape {chunk.shape}.")
         if self.queries == 0:
@@ -109,26 +111,34 @@ class ChunkExecutor:
         self.queries += 1
         return chunk
 
-    def act(self, obs: dict) -> np.ndarray:
-        """The action [D] for this step (querying the policy when the mode says so)."""
+    def next_query(self) -> tuple[np.ndarray | None, np.ndarray | None] | None:
+        """The (prefix, prefix weights) the next ``act`` queries the policy with (None, None without a prefix), or
+        None when it queries nothing (it executes a chunk it has)."""
         config, step = self.config, self.step
-        due = not self._chunks or step - self._chunks[-1][0] >= config.replan_every
+        if self._chunks and step - self._chunks[-1][0] < config.replan_every:
+            return None
+        if config.mode == "prefix" and self._chunks:
+            start, previous = self._chunks[-1]
+            prefix = previous[step - start :]
+            return prefix, prefix_weights(len(prefix), config.prefix_hard, config.prefix_soft)
+        return None, None
+
+    def act(self, obs: dict, chunk: np.ndarray | None = None) -> np.ndarray:
+        """The action [D] for this step (querying the policy when the mode says so). ``chunk``: the answer to this
+        step's query (``next_query``) computed elsewhere, e.g. in one batched call for many executors."""
+        config, step = self.config, self.step
+        query = self.next_query()
         if config.mode == "ensemble":
-            if due:
-                self._chunks.append((step, self._query(obs)))
+            if query is not None:
+                self._chunks.append((step, self._query(obs, *query, chunk)))
             self._chunks = [(s, c) for s, c in self._chunks if step - s < len(c)]
             weights = np.exp(-config.ensemble_decay * np.arange(len(self._chunks)))
             predictions = np.stack([c[step - s] for s, c in self._chunks])
             action = weights @ predictions / weights.sum()
         else:
-            if due:
-                prefix = weights = None
-                if config.mode == "prefix" and self._chunks:
-                    start, previous = self._chunks[-1]
-                    prefix = previous[step - start :]
-                    weights = prefix_weights(len(prefix), config.prefix_hard, config.prefix_soft)
-                self._chunks = [(step, self._query(obs, prefix, weights))]
-            start, chunk = self._chunks[-1]
-            action = chunk[step - start]
+            if query is not None:
+                self._chunks = [(step, self._query(obs, *query, chunk))]
+            start, current = self._chunks[-1]
+            action = current[step - start]
         self.step += 1
         return np.asarray(action, dtype=np.float32)

@@ -2,7 +2,9 @@
 success, a filmstrip of a success and a failure, JSON + markdown.
 
 Layouts are ``EVAL_SEED_START + k`` (k = 0 .. episodes − 1, the same for every policy), disjoint from every
-training layout (see ``openpi.sim.dataset``).
+training layout (see ``openpi.sim.dataset``). ``batch_size`` environments run together (``rollout.run_episodes``:
+one batched model call per step for the policies that replan); the per-episode outcomes are those of one
+environment at a time, up to the float rounding of batched model calls (the scripted experts' are equal).
 
 The mobile tasks (``evaluate_mobile``) score each episode three ways -- navigation (the base reached its
 pre-grasp region), manipulation (the task's own check) and overall (both) -- and report the arm activity
@@ -30,6 +32,11 @@ from openpi.sim import metaworld_env
 from openpi.sim import rollout
 
 WILSON_Z = 1.959964  # two-sided 95%
+# Environments stepped together by the scripts and comparisons. Measured (benchmarks/comparison_speed.py, 2 CPU
+# cores): the tiny simulator model answers in ~5 ms a call, one call per 5 steps, while each extra Meta-World
+# environment costs ~1.2 s to build (model and renderer) and batches of new sizes compile anew, so one at a time
+# is fastest here; batching pays for a model whose calls dominate the episode.
+BATCH_SIZE = 1
 
 
 def wilson_interval(successes: int, trials: int, z: float = WILSON_Z) -> tuple[float, float]:
@@ -52,19 +59,23 @@ def evaluate(
     max_steps: int = 150,
     output_dir: pathlib.Path | None = None,
     progress: bool = True,
+    batch_size: int = 1,
 ) -> dict[str, Any]:
-    """Runs ``make_policy(task)`` for ``episodes`` held-out layouts of every task; writes eval.json, eval.md and
-    filmstrips to ``output_dir`` when given. Returns the JSON report."""
+    """Runs ``make_policy(task)`` (called once per environment) for ``episodes`` held-out layouts of every task,
+    ``batch_size`` environments at a time; writes eval.json, eval.md and filmstrips to ``output_dir`` when given.
+    Returns the JSON report."""
     report: dict[str, Any] = {"tasks": {}, "episodes": episodes, "max_steps": max_steps,
                               "layout_seeds": [_dataset.EVAL_SEED_START + k for k in range(episodes)]}
     bar = tqdm.tqdm(total=len(tasks) * episodes, desc="Closed-loop episodes", disable=not progress)
     for task_name in tasks:
-        env = metaworld_env.MetaWorldEnv(task_name, image_size=image_size, max_steps=max_steps)
+        envs = [metaworld_env.MetaWorldEnv(task_name, image_size=image_size, max_steps=max_steps)
+                for _ in range(_environments(batch_size, episodes))]
         try:
-            runs, filmstrips = _run_task(env, make_policy(task_name), task_name, report["layout_seeds"], output_dir,
-                                         bar)
+            runs, filmstrips = _run_task(envs, [make_policy(task_name) for _ in envs], task_name,
+                                         report["layout_seeds"], output_dir, bar)
         finally:
-            env.close()
+            for env in envs:
+                env.close()
         results = [{"seed": e.seed, "success": e.success, "steps": e.steps} for e in runs]
         report["tasks"][task_name] = {**_rate(results, "success"), "mean_steps_to_success": _mean_steps(results),
                                       "episodes": results, **filmstrips}
@@ -82,9 +93,10 @@ def evaluate_mobile(
     max_steps: int = 200,
     output_dir: pathlib.Path | None = None,
     progress: bool = True,
+    batch_size: int = 1,
 ) -> dict[str, Any]:
     """Runs ``make_policy(env)`` (a ``MobileEnv``; the scripted expert reads it) for ``episodes`` held-out
-    layouts of every mobile task; scores navigation, manipulation and overall success with Wilson intervals and
+    layouts of every mobile task, ``batch_size`` environments at a time; scores navigation, manipulation and overall success with Wilson intervals and
     the arm activity ratio against the expert on the same layouts. Writes eval.json, eval.md and filmstrips to
     ``output_dir`` when given. Returns the JSON report."""
     from openpi.sim import mobile_env
@@ -94,16 +106,19 @@ def evaluate_mobile(
                               "layout_seeds": [_dataset.EVAL_SEED_START + k for k in range(episodes)]}
     bar = tqdm.tqdm(total=2 * len(tasks) * episodes, desc="Closed-loop episodes", disable=not progress)
     for task_name in tasks:
-        env = mobile_env.MobileEnv(task_name, image_size=image_size, max_steps=max_steps)
+        envs = [mobile_env.MobileEnv(task_name, image_size=image_size, max_steps=max_steps)
+                for _ in range(_environments(batch_size, episodes))]
         try:
-            runs, filmstrips = _run_task(env, make_policy(env), task_name, report["layout_seeds"], output_dir, bar)
+            runs, filmstrips = _run_task(envs, [make_policy(env) for env in envs], task_name, report["layout_seeds"],
+                                         output_dir, bar)
             # The reference: the expert on the same layouts (it reads the state: no cameras).
-            env.cameras, expert, reference = False, mobile_expert.Expert(env), []
-            for seed in report["layout_seeds"]:
-                reference.append(rollout.run_episode(env, expert, seed))
-                bar.update()
+            for env in envs:
+                env.cameras = False
+            reference = rollout.run_episodes(envs, [mobile_expert.Expert(env) for env in envs],
+                                             report["layout_seeds"], on_episode=lambda _episode: bar.update())
         finally:
-            env.close()
+            for env in envs:
+                env.close()
         results = [
             {"seed": e.seed, "navigation": bool(e.navigated), "manipulation": e.success,
              "overall": bool(e.navigated) and e.success, "steps": e.steps,
@@ -136,18 +151,32 @@ def arm_motion(actions: np.ndarray) -> float:
     return float(np.abs(np.diff(actions[:, start:stop], axis=0)).sum())
 
 
-def _run_task(env, policy, task_name, seeds, output_dir, bar) -> tuple[list[rollout.Episode], dict]:
-    """The episodes of ``policy`` on ``seeds``, and the filmstrip entry of a success and a failure."""
-    runs, shown = [], {}
-    for seed in seeds:
-        # Keep frames until a success and a failure were seen (for the filmstrips), then stop keeping.
-        keep = output_dir is not None and len(shown) < 2
-        episode = rollout.run_episode(env, policy, seed, keep_frames=keep)
-        if keep and episode.success not in shown:
+def _environments(batch_size: int, episodes: int) -> int:
+    if batch_size < 1:
+        raise ValueError(f"batch_size (environments stepped together) must be at least 1, got {batch_size}.")
+    return min(batch_size, episodes)
+
+
+def _run_task(envs, policies, task_name, seeds, output_dir, bar) -> tuple[list[rollout.Episode], dict]:
+    """The episodes of the policies on ``seeds``, and the filmstrip entry of a success and a failure."""
+    finished, shown, kept = [], {}, [0]  # kept[0]: episodes in progress that keep their frames
+
+    def keep(_seed: int) -> bool:
+        # Keep frames until a success and a failure were seen (for the filmstrips), then stop keeping; at most as
+        # many episodes at a time as outcomes are missing (frames cost a render every step).
+        wanted = output_dir is not None and len(shown) + kept[0] < 2
+        kept[0] += wanted
+        return wanted
+
+    def on_episode(episode: rollout.Episode) -> None:
+        kept[0] -= bool(episode.frames)
+        if episode.frames and episode.success not in shown:
             shown[episode.success] = episode
-        runs.append(episode)
+        finished.append(episode)
         bar.update()
-        bar.set_postfix(task=task_name, success=sum(e.success for e in runs))
+        bar.set_postfix(task=task_name, success=sum(e.success for e in finished))
+
+    runs = rollout.run_episodes(envs, policies, seeds, keep_frames=keep, on_episode=on_episode)
     if output_dir is None:
         return runs, {}
     return runs, {"filmstrips": {

@@ -67,7 +67,9 @@ def task(name: str) -> Task:
 class MetaWorldEnv:
     """One Meta-World task with seeded layouts. ``reset(seed)`` and ``step(action)`` return observation dicts
     ``{"state": float32[39], "images": {"scene", "wrist"}: uint8[S, S, 3], "prompt": str}``; ``step`` also
-    returns the simulator's success flag. ``render=False`` skips the cameras (the expert needs only state)."""
+    returns the simulator's success flag. ``render=False`` skips the cameras (the expert needs only state);
+    ``step(action, render=False)`` skips them for one observation (its images are then empty), e.g. while a
+    policy executes a chunk it already has. Physics never depends on rendering."""
 
     def __init__(self, task_name: str, *, image_size: int = 64, max_steps: int = 150, render: bool = True):
         metaworld, mujoco = _require_metaworld()
@@ -88,9 +90,9 @@ class MetaWorldEnv:
                 self._renderer.scene.flags[flag] = False
         self.steps = 0
 
-    def _observation(self, state: np.ndarray) -> dict:
+    def _observation(self, state: np.ndarray, render: bool = True) -> dict:
         images = {}
-        if self._renderer is not None:
+        if self._renderer is not None and render:
             for camera, key in CAMERAS.items():
                 self._renderer.update_scene(self._env.data, camera=camera)
                 image = self._renderer.render()
@@ -112,15 +114,16 @@ class MetaWorldEnv:
         """The current layout's reset vector (object and goal positions)."""
         return np.array(self._env._last_rand_vec)
 
-    def step(self, action: np.ndarray) -> tuple[dict, bool, bool]:
-        """(observation, success, done): done on success or after ``max_steps`` steps."""
+    def step(self, action: np.ndarray, render: bool = True) -> tuple[dict, bool, bool]:
+        """(observation, success, done): done on success or after ``max_steps`` steps; ``render=False``: no
+        images in the observation."""
         action = np.clip(np.asarray(action, dtype=np.float32).reshape(-1), -1.0, 1.0)
         if action.shape != (ACTION_DIM,):
             raise ValueError(f"A Meta-World action has {ACTION_DIM} dims (xyz delta, gripper), got {action.shape}.")
         state, _, _, _, info = self._env.step(action)
         self.steps += 1
         success = bool(info["success"])
-        return self._observation(state), success, success or self.steps >= self.max_steps
+        return self._observation(state, render), success, success or self.steps >= self.max_steps
 
     def close(self) -> None:
         if self._renderer is not None:
@@ -141,6 +144,9 @@ class Expert:
 
     def reset(self) -> None:
         pass  # the scripted policies are memoryless
+
+    def needs_images(self) -> bool:
+        return False  # it reads the state
 
     def act(self, obs: dict) -> np.ndarray:
         return np.clip(self._policy.get_action(np.asarray(obs["state"], dtype=np.float64)), -1.0, 1.0).astype(

@@ -132,7 +132,8 @@ class MobileEnv:
     ``{"state": float32[18], "images": {"head", "wrist"}: uint8[S, S, 3], "prompt": str}``; ``step`` also
     returns the task's success flag and whether the episode is done. ``navigated`` says whether the base has
     reached its pre-grasp region in this episode. ``render=False`` builds no cameras (experts read the state);
-    setting ``cameras = False`` skips them for a while (observations then carry no images)."""
+    setting ``cameras = False`` skips them for a while, ``step(action, render=False)`` for one observation
+    (observations then carry no images). Physics never depends on rendering."""
 
     def __init__(self, task_name: str, *, image_size: int = 64, max_steps: int = 200, render: bool = True):
         robosuite, mujoco = _require_robosuite()
@@ -237,9 +238,9 @@ class MobileEnv:
             self.to_robot_frame(self.data.site_xpos[self.grip_site]), self.to_robot_frame(self.cube_position),
         ]).astype(np.float32)
 
-    def _observation(self) -> dict:
+    def _observation(self, render: bool = True) -> dict:
         images = {}
-        if self._renderer is not None and self.cameras:
+        if self._renderer is not None and self.cameras and render:
             for key, camera in zip(CAMERAS, (HEAD_CAMERA, WRIST_CAMERA), strict=True):
                 self._renderer.update_scene(self.data, camera=camera)
                 images[key] = self._renderer.render().copy()
@@ -275,8 +276,9 @@ class MobileEnv:
         out[12] = -1.0  # base_mode
         return out
 
-    def step(self, action: np.ndarray) -> tuple[dict, bool, bool]:
-        """(observation, task success, done): done on success or after ``max_steps`` steps."""
+    def step(self, action: np.ndarray, render: bool = True) -> tuple[dict, bool, bool]:
+        """(observation, task success, done): done on success or after ``max_steps`` steps; ``render=False``: no
+        images in the observation."""
         action = np.asarray(action, dtype=np.float64).reshape(-1)
         if action.shape != (ACTION_DIM,):
             raise ValueError(f"A mobile action has {ACTION_DIM} dims (base 3, arm 7, gripper 1), got {action.shape}.")
@@ -284,7 +286,7 @@ class MobileEnv:
         self.steps += 1
         self._update_navigated()
         success = self.task_success()
-        return self._observation(), success, success or self.steps >= self.max_steps
+        return self._observation(render), success, success or self.steps >= self.max_steps
 
     def close(self) -> None:
         if self._renderer is not None:
