@@ -96,8 +96,8 @@ def evaluate_mobile(
     batch_size: int = 1,
 ) -> dict[str, Any]:
     """Runs ``make_policy(env)`` (a ``MobileEnv``; the scripted expert reads it) for ``episodes`` held-out
-    layouts of every mobile task, ``batch_size`` environments at a time; scores navigation, manipulation and overall success with Wilson intervals and
-    the arm activity ratio against the expert on the same layouts. Writes eval.json, eval.md and filmstrips to
+    layouts of every mobile task, ``batch_size`` environments at a time; scores navigation, manipulation and
+    overall success with Wilson intervals and the arm activity ratio against the expert on the same layouts. Writes eval.json, eval.md and filmstrips to
     ``output_dir`` when given. Returns the JSON report."""
     from openpi.sim import mobile_env
     from openpi.sim import mobile_expert
