@@ -23,7 +23,7 @@ def b1k_run(tmp_path_factory):
     args = b1k_demo.Args(
         steps=4,
         seeds=(0, 1),
-        strategies=("original", "per_group"),
+        strategies=("per_group",),  # one strategy: the rows and spreads are per strategy, each checked alike
         batch_size=4,
         output_dir=str(out / "report"),
         dataset_root=str(out / "mini"),
