@@ -110,8 +110,7 @@ def main(args: Args) -> dict:
     tasks = args.tasks or env_module.DEFAULT_TASKS
     for name in tasks:  # every task checked before the first episode, so a late typo loses no finished results
         env_module.task(name)
-    evaluate, render = ((closed_loop.evaluate_mobile, closed_loop.mobile_markdown) if args.suite == "mobile"
-                        else (closed_loop.evaluate, closed_loop.markdown))
+    _, evaluate, render = closed_loop.suite(args.suite)
     report = evaluate(
         make_policy_factory(args),
         tasks,

@@ -142,7 +142,7 @@ def closed_loop(
     ``output_dir`` and returns it."""
     trained = policy_config.create_trained_policy(config, checkpoint, num_steps=denoising_steps)
     chunking_config = chunking.ChunkingConfig(mode="receding", replan_every=execute_steps)
-    evaluate = _closed_loop.evaluate_mobile if suite == "mobile" else _closed_loop.evaluate
+    _, evaluate, _ = _closed_loop.suite(suite)
     return evaluate(
         lambda _task_or_env: rollout.model_policy(trained, chunking_config),
         tasks,

@@ -157,6 +157,15 @@ def _environments(batch_size: int, episodes: int) -> int:
     return min(batch_size, episodes)
 
 
+def suite(name: str) -> tuple[Any, Callable[..., dict[str, Any]], Callable[[dict], str]]:
+    """A simulator suite's (environment module, evaluator, report renderer): "metaworld" or "mobile"."""
+    from openpi.sim import mobile_env
+
+    if name == "mobile":
+        return mobile_env, evaluate_mobile, mobile_markdown
+    return metaworld_env, evaluate, markdown
+
+
 def _run_task(envs, policies, task_name, seeds, output_dir, bar) -> tuple[list[rollout.Episode], dict]:
     """The episodes of the policies on ``seeds``, and the filmstrip entry of a success and a failure."""
     finished, shown, kept = [], {}, [0]  # kept[0]: episodes in progress that keep their frames

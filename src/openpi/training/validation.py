@@ -171,17 +171,14 @@ class SimEvaluator:
 
     def __call__(self, model: Any) -> dict[str, float]:
         from openpi.serving import chunking
-        from openpi.sim import closed_loop
-        from openpi.sim import metaworld_env  # sets MUJOCO_GL=egl (headless) before MuJoCo is imported
-        from openpi.sim import mobile_env
+        from openpi.sim import closed_loop  # its metaworld_env sets MUJOCO_GL=egl (headless) before MuJoCo loads
         from openpi.sim import rollout
 
         was_training = bool(getattr(model, "training", False))
         policy = policy_config.create_policy(self.data_config, model, self.data_config.norm_stats)
         horizon = self.config.model.action_horizon
         executor = chunking.ChunkingConfig(mode="receding", replan_every=max(1, horizon // 2))
-        env_module, evaluate = ((mobile_env, closed_loop.evaluate_mobile) if self.suite == "mobile"
-                                else (metaworld_env, closed_loop.evaluate))
+        env_module, evaluate, _ = closed_loop.suite(self.suite)
         tasks = self.config.sim_eval_tasks or env_module.DEFAULT_TASKS
         try:
             limit = {"max_steps": self.config.sim_eval_max_steps} if self.config.sim_eval_max_steps else {}
@@ -208,10 +205,9 @@ def create_sim_evaluator(config: _config.TrainConfig, data_config: _config.DataC
     if suite is None:
         return None
     if config.sim_eval_tasks:
-        from openpi.sim import metaworld_env
-        from openpi.sim import mobile_env
+        from openpi.sim import closed_loop
 
-        env_module = mobile_env if suite == "mobile" else metaworld_env
+        env_module, _, _ = closed_loop.suite(suite)
         for name in config.sim_eval_tasks:
             env_module.task(name)  # an unknown task fails now, not at the first evaluation
     logger.info("Closed-loop evaluation every %d steps: %d held-out layouts per task.", config.sim_eval_interval,
