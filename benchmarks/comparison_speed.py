@@ -10,8 +10,8 @@ each run trained with the simulator recipe (``openpi.experiments.sim_demo``) and
 
 Each path runs in a process of its own, one after the other in this run, on the same expert dataset. Then each
 lever alone: the evaluation of one checkpoint with rendering on demand only, batching only and both; the second
-run's training with and without the cache (from the paths); the host's batch time against the train step; and
-the roofline of the train step: XLA's FLOP count over the step time, against a float32 matmul peak measured here.
+run's training with and without the cache (from the paths); two seeds' models stacked and vmapped into one train
+step against two single steps; the host's batch time against the train step; and the roofline of the train step: XLA's FLOP count over the step time, against a float32 matmul peak measured here.
 
 Same computation, same outcome: the models of the two paths are trained alike, and rendering on demand changes no
 action; batching changes no noise draw (a ``Policy`` starts every chunk from its seed's noise) but the float
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import pathlib
 import statistics
@@ -213,12 +214,11 @@ def host_batch_time(config, batches: int = 10) -> float:
     return statistics.median(times)
 
 
-def roofline(config, repeats: int = 5) -> dict[str, float]:
-    """The train step's FLOPs (XLA cost analysis) per measured second, against a float32 matmul peak."""
+def train_step_parts(config):
+    """The JAX train step of ``config`` jitted, with a fresh state, one batch and a key to call it on."""
     import functools
 
     import jax
-    import jax.numpy as jnp
 
     from openpi.models import model_inputs as _inputs
     from openpi.training import data_loader
@@ -227,12 +227,62 @@ def roofline(config, repeats: int = 5) -> dict[str, float]:
 
     batch = next(iter(data_loader.create_data_loader(config, config.data_config(), output="dict", framework="numpy")))
     state, _ = jax_trainer.init_train_state(config, _sharding.make_mesh(1))
-    inputs = _inputs.to_model_inputs(batch, "jax")
-    rng = jax.random.key(0)
-    step = jax.jit(functools.partial(jax_trainer.train_step, config))
-    compiled = step.lower(rng, state, inputs).compile()
+    return functools.partial(jax_trainer.train_step, config), jax.random.key(0), state, _inputs.to_model_inputs(
+        batch, "jax")
+
+
+def stacked_seeds(config, seeds: int = 2, repeats: int = 5) -> tuple[float, float]:
+    """Seconds of one train step, and of one step of ``seeds`` models stacked and vmapped into one program: the
+    several-seeds-in-one-process lever, which pays only if the step is bound by per-operation overhead."""
+    import jax
+    import jax.numpy as jnp
+
+    step, rng, state, inputs = train_step_parts(config)
+    stack = lambda tree: jax.tree.map(lambda leaf: jnp.stack([leaf] * seeds), tree)  # noqa: E731
+    single = jax.jit(step).lower(rng, state, inputs).compile()
+    stacked_args = (jax.random.split(rng, seeds), stack(state), stack(inputs))
+    stacked = jax.jit(jax.vmap(step)).lower(*stacked_args).compile()
+    times = []
+    for fn, call_args in ((single, (rng, state, inputs)), (stacked, stacked_args)):
+        jax.block_until_ready(fn(*call_args))
+        times.append(median_seconds(lambda fn=fn, call_args=call_args: jax.block_until_ready(fn(*call_args)), repeats))
+    return times[0], times[1]
+
+
+def matmul_flops(jaxpr) -> int:
+    """FLOPs of the matrix products and convolutions in ``jaxpr``, a scan's body counted once per iteration.
+
+    XLA's cost analysis counts a loop's body once, and the model scans its layers, so it undercounts the step."""
+    flops = 0
+    for eqn in jaxpr.eqns:
+        times = eqn.params["length"] if eqn.primitive.name == "scan" else 1
+        inner = [p for p in eqn.params.values() if hasattr(p, "eqns") or hasattr(p, "jaxpr")]
+        branches = [matmul_flops(b.jaxpr) for b in eqn.params.get("branches", ())]
+        flops += times * sum(matmul_flops(getattr(p, "jaxpr", p)) for p in inner) + max(branches, default=0)
+        out = eqn.outvars[0].aval.shape if eqn.outvars else ()
+        if eqn.primitive.name == "dot_general":
+            (contract, _), _ = eqn.params["dimension_numbers"]
+            lhs = eqn.invars[0].aval.shape
+            flops += 2 * math.prod(out) * math.prod(lhs[i] for i in contract)
+        elif eqn.primitive.name == "conv_general_dilated":
+            rhs = eqn.invars[1].aval.shape  # every output takes one multiply-add per kernel entry of its feature
+            out_features = rhs[eqn.params["dimension_numbers"].rhs_spec[0]]
+            flops += 2 * math.prod(out) * math.prod(rhs) // out_features
+    return flops
+
+
+def roofline(config, repeats: int = 5) -> dict[str, float]:
+    """The train step's FLOPs per measured second, against a float32 matmul peak.
+
+    FLOPs: its matrix products counted from the program (``matmul_flops``), and XLA's cost analysis for comparison."""
+    import jax
+    import jax.numpy as jnp
+
+    step, rng, state, inputs = train_step_parts(config)
+    flops = matmul_flops(jax.make_jaxpr(step)(rng, state, inputs).jaxpr)
+    compiled = jax.jit(step).lower(rng, state, inputs).compile()
     cost = compiled.cost_analysis()
-    flops = float((cost[0] if isinstance(cost, list) else cost)["flops"])
+    xla_flops = float((cost[0] if isinstance(cost, list) else cost)["flops"])
     traffic = float((cost[0] if isinstance(cost, list) else cost)["bytes accessed"])
     entry = compiled.as_text().split("ENTRY", 1)[1]
     instructions = sum(" = " in line for line in entry.splitlines())  # each runs as its own small kernel
@@ -256,7 +306,7 @@ def roofline(config, repeats: int = 5) -> dict[str, float]:
     jax.block_until_ready(matmul(x, w))
     small = 2 * 2048 * 64 * 128 / median_seconds(lambda: jax.block_until_ready(matmul(x, w)), repeats)
     peak = max(peak, small)  # the best float32 matmul rate seen: on shared cores either shape may be slowed
-    return {"flops": flops, "bytes": traffic, "step_s": step_s, "achieved": flops / step_s, "peak": peak,
+    return {"flops": flops, "xla_flops": xla_flops, "bytes": traffic, "step_s": step_s, "achieved": flops / step_s, "peak": peak,
             "percent": 100 * flops / step_s / peak, "bandwidth": bandwidth,
             "memory_bound_s": traffic / bandwidth, "small_matmul": small, "instructions": instructions}
 
@@ -316,10 +366,14 @@ def main(args: Args) -> None:
     print("\n| simulator (64 px, 2 cameras) | steps/s, every step rendered | steps/s, rendered when read |\n|---|---|---|")
     for name, (every, lazy) in render_rates(sim.execute_steps).items():
         print(f"| {name} | {every:.0f} | {lazy:.0f} (every {sim.execute_steps}th step) |")
+    single, stacked = stacked_seeds(run.config)
+    print(f"\nseeds in one process: one train step {1000 * single:.0f} ms; two seeds' models stacked and vmapped "
+          f"{1000 * stacked:.0f} ms a step, {2 * single / stacked:.2f}x the throughput of two steps one after the other")
     host = host_batch_time(run.config)
     line = roofline(run.config)
     print(f"\nhost batch time (loader, not prefetched): {1000 * host:.0f} ms per batch of {run.config.batch_size}")
-    print(f"roofline: train step {line['flops'] / 1e9:.2f} GFLOP in {1000 * line['step_s']:.0f} ms = "
+    print(f"roofline: train step {line['flops'] / 1e9:.2f} GFLOP of matrix products ({line['xla_flops'] / 1e9:.2f} "
+          f"in XLA's cost analysis, which counts each scanned layer stack once) in {1000 * line['step_s']:.0f} ms = "
           f"{line['achieved'] / 1e9:.1f} GFLOP/s; float32 matmul peak {line['peak'] / 1e9:.1f} GFLOP/s; "
           f"{line['percent']:.1f}% of peak. XLA's memory traffic {line['bytes'] / 1e9:.2f} GB "
           f"({line['flops'] / line['bytes']:.1f} FLOP/byte) at the measured {line['bandwidth'] / 1e9:.1f} GB/s takes "
