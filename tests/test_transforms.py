@@ -49,6 +49,17 @@ def test_constant_dim_warns_once_per_process_and_unnormalizes_to_constant():
     np.testing.assert_allclose(out, [0.5, 2.0], rtol=1e-5)
 
 
+def test_constant_dims_warn_in_one_line_with_their_ranges():
+    """Padded state has many constant dims: one warning names them all, as ranges."""
+    std = np.ones(32)
+    std[[3, 11, 12, 13, 31]] = 0.0
+    _t._WARNED.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _t.Normalize({"state": normalize.NormStats(mean=np.zeros(32), std=std)})
+    assert [str(w.message).split(":")[0] for w in caught] == ["Normalization of 'state' dims 3, 11-13, 31"]
+
+
 def test_zscore_and_quantile_formulas():
     stats = {
         "a": normalize.NormStats(mean=np.array([1.0]), std=np.array([2.0]), q01=np.array([0.0]), q99=np.array([4.0]))

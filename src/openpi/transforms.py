@@ -106,10 +106,22 @@ class Repack(DataTransformFn):
 RepackTransform = Repack
 
 
+def _dim_ranges(dims: list[int]) -> str:
+    """``[3, 11, 12, 13]`` as ``"3, 11-13"``."""
+    runs: list[list[int]] = []
+    for dim in dims:
+        if runs and dim == runs[-1][-1] + 1:
+            runs[-1].append(dim)
+        else:
+            runs.append([dim])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+
+
 def _constant_dims(
     norm_stats: Mapping[str, _normalize.NormStats] | None, use_quantiles: bool, min_scale: float
 ) -> dict[str, np.ndarray]:
-    """Per key, the dims whose scale is below ``min_scale``; warns once per dim and process."""
+    """Per key, the dims whose scale is below ``min_scale``; warns once per key and set of dims and process (one
+    line for all of them: padded state has many)."""
     masks = {}
     for key, stats in (norm_stats or {}).items():
         if use_quantiles:
@@ -119,15 +131,17 @@ def _constant_dims(
         else:
             scale, what = np.asarray(stats.std), "std"
         masks[key] = scale < min_scale
-        for index in np.argwhere(masks[key]):
-            dim = int(index[-1]) if len(index) == 1 else f"{int(index[-1])} at chunk step {int(index[0])}"
-            message = (
-                f"Normalization of '{key}' dim {dim}: {what} = {float(scale[tuple(index)]):.3g} < {min_scale:g}; the dim "
-                "is treated as constant (normalized to 0, unnormalized to its constant value)."
-            )
-            if message not in _WARNED:
-                _WARNED.add(message)
-                warnings.warn(message, UserWarning, stacklevel=4)
+        dims = sorted({int(index[-1]) for index in np.argwhere(masks[key])})
+        if not dims:
+            continue
+        steps = f" at {int(masks[key].sum())} of the {masks[key].size} (chunk step, dim) entries" if scale.ndim == 2 else ""
+        message = (
+            f"Normalization of '{key}' {'dim' if len(dims) == 1 else 'dims'} {_dim_ranges(dims)}: {what} < "
+            f"{min_scale:g}{steps}; treated as constant (normalized to 0, unnormalized to the constant value)."
+        )
+        if message not in _WARNED:
+            _WARNED.add(message)
+            warnings.warn(message, UserWarning, stacklevel=4)
     return masks
 
 
