@@ -305,10 +305,17 @@ def roofline(config, repeats: int = 5) -> dict[str, float]:
     x, w = jnp.ones((2048, 64), jnp.float32), jnp.ones((64, 128), jnp.float32)
     jax.block_until_ready(matmul(x, w))
     small = 2 * 2048 * 64 * 128 / median_seconds(lambda: jax.block_until_ready(matmul(x, w)), repeats)
+    # Its attention's shape: batch 32 x 8 heads of [71 tokens, 16] x [16, 71] products (about half its FLOPs).
+    queries = jnp.ones((32, 71, 8, 16), jnp.float32)
+    logits = jax.jit(lambda q, k: jnp.einsum("bqhd,bkhd->bhqk", q, k))
+    jax.block_until_ready(logits(queries, queries))
+    attention = 2 * 32 * 8 * 71 * 71 * 16 / median_seconds(
+        lambda: jax.block_until_ready(logits(queries, queries)), repeats)
     peak = max(peak, small)  # the best float32 matmul rate seen: on shared cores either shape may be slowed
     return {"flops": flops, "xla_flops": xla_flops, "bytes": traffic, "step_s": step_s, "achieved": flops / step_s, "peak": peak,
             "percent": 100 * flops / step_s / peak, "bandwidth": bandwidth,
-            "memory_bound_s": traffic / bandwidth, "small_matmul": small, "instructions": instructions}
+            "memory_bound_s": traffic / bandwidth, "small_matmul": small, "attention_matmul": attention,
+            "instructions": instructions}
 
 
 def agreement(old: list[dict], new: list[dict]) -> str:
@@ -378,7 +385,8 @@ def main(args: Args) -> None:
           f"{line['percent']:.1f}% of peak. XLA's memory traffic {line['bytes'] / 1e9:.2f} GB "
           f"({line['flops'] / line['bytes']:.1f} FLOP/byte) at the measured {line['bandwidth'] / 1e9:.1f} GB/s takes "
           f"{1000 * line['memory_bound_s']:.0f} ms; the matmuls at peak {1000 * line['flops'] / line['peak']:.0f} ms; "
-          f"a [2048, 64] x [64, 128] matmul (the model's MLP shape) runs at {line['small_matmul'] / 1e9:.1f} GFLOP/s; "
+          f"a [2048, 64] x [64, 128] matmul (the model's MLP shape) runs at {line['small_matmul'] / 1e9:.1f} GFLOP/s "
+          f"and its attention's 256 [71, 16] x [16, 71] products at {line['attention_matmul'] / 1e9:.1f} GFLOP/s; "
           f"the step runs {line['instructions']} XLA instructions "
           f"({1000 * line['step_s'] / line['instructions']:.2f} ms each on average)")
     print(f"load after: {os.getloadavg()[0]:.2f} (1-min average)")
