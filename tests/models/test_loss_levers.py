@@ -117,9 +117,9 @@ def test_masked_per_group_matches_numpy_reference():
     np.testing.assert_allclose(np.asarray(loss), (err * w).sum(-1) / REAL, rtol=1e-5)
 
 
-def test_exclude_padding_needs_groups():
-    with pytest.raises(ValueError, match="exclude_padding needs action_groups"):
-        lw.LossWeighting.create("uniform", D, exclude_padding=True)
+def test_exclude_padding_without_a_padding_group_excludes_nothing_and_adaptive_needs_groups():
+    """Nothing names padding, so every dim is real (the data config refuses that when the data is padded)."""
+    assert lw.LossWeighting.create("uniform", D, exclude_padding=True).real_dims.all()
     with pytest.raises(ValueError, match="'adaptive' needs action_groups"):
         lw.LossWeighting.create("adaptive", D)
 

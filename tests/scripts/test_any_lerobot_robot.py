@@ -3,6 +3,7 @@ step from the command line: norm stats, analyzer, 3 training steps and eval_poli
 ``lerobot_demo`` config and flags, once with the shipped config file ``examples/configs/metaworld_sawyer.py``.
 """
 
+import dataclasses
 import json
 import pathlib
 import runpy
@@ -13,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from openpi.datasets import mini_lerobot
+from openpi.training import config as train_config
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 STATE_DIMS = (0, 1, 2, 3)
@@ -44,6 +46,23 @@ def _config(kind: str, root: pathlib.Path) -> tuple[str, str, list[str]]:
         "--model.loss-weighting-strategy", "per_group",
         "--model.body-roles", "xyz", "arm",
     ]  # fmt: skip
+
+
+def test_the_generic_config_keeps_the_padding_out_of_the_loss(arm_root):
+    """``lerobot`` excludes padding by default (it won in closed loop); with no group naming the padding it says how
+    to name it instead of training on the 28 padded dims."""
+    base = train_config.get_config("lerobot_demo")
+    data = dataclasses.replace(base.data, root=str(arm_root), image_keys={"base_0_rgb": "observation.images.top"})
+
+    def resolve(**model):
+        return dataclasses.replace(base, data=data, model=dataclasses.replace(base.model, **model)).data_config()
+
+    resolve(action_groups={"xyz": "0:3", "gripper": "3"})
+    layout = dataclasses.replace(base.model, action_groups={"xyz": "0:3", "gripper": "3"})
+    np.testing.assert_array_equal(layout.loss_weighting.real_dims, np.arange(base.model.action_dim) < 4)
+    with pytest.raises(ValueError, match=r"no action group names the model's padded dims 4:32 .* actions 0:4"):
+        resolve()
+    resolve(exclude_padding=False)  # upstream's loss, padding included, still available
 
 
 # Both trainers with the generic config; the config file (resolved by the same lookup) trains with PyTorch only,

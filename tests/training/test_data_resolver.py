@@ -43,8 +43,9 @@ B1K_SHAPED = sorted(name for name, c in _config.configs().items() if c.data.repo
 @pytest.mark.parametrize("name", B1K_SHAPED)
 def test_every_consumer_takes_the_resolvers_answers(name, mini_v21, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the registry's relative assets_base_dir lands here
-    # The generic configs name their dataset and cameras on the command line.
-    overrides = ("--data.root", str(mini_v21), "--data.image-keys", "base_0_rgb", "x") if "lerobot" in name else ()
+    # The generic configs name their dataset, cameras and action groups on the command line.
+    generic = ("--data.root", str(mini_v21), "--data.image-keys", "base_0_rgb", "x", "--model.action-groups", "all", "0:23")
+    overrides = generic if "lerobot" in name else ()
     config = _config.get_config(name, overrides)
     decisions = data_resolver.resolve_train_config(config)
     data = config.data

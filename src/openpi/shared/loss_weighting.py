@@ -20,7 +20,9 @@ strategy returns ``loss[b, h]`` and uses weights whose mean is 1, so losses stay
 
 ``exclude_padding`` (any strategy): the dims of the group named ``padding`` get weight exactly 0, every mean-1
 rescaling runs over the real dims only and the loss is ``Σ_d W·err / n_real``, so the reported loss is the mean
-error over the robot's real dims and comparable across strategies and robots with different padding.
+error over the robot's real dims and comparable across strategies and robots with different padding. Without a
+``padding`` group there is nothing to exclude; the data config refuses that when the data has fewer real dims than
+the model.
 """
 
 from __future__ import annotations
@@ -167,10 +169,6 @@ class LossWeighting:
         if strategy not in STRATEGIES:
             raise ValueError(f"Unknown loss weighting strategy {strategy!r}; choose one of {list(STRATEGIES)}.")
         groups = _groups.ActionGroups.create(action_groups, action_dim) if action_groups is not None else None
-        if exclude_padding and groups is None:
-            raise ValueError(
-                f"exclude_padding needs action_groups with a '{PADDING_GROUP}' group naming the padded dims."
-            )
         if strategy == "adaptive" and groups is None:
             raise ValueError("Strategy 'adaptive' needs action_groups (it balances the groups' losses).")
         real = _real_dims(groups, action_dim) if exclude_padding else np.ones(action_dim, bool)

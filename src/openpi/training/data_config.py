@@ -131,8 +131,17 @@ def _dataset_action_dim(factory: schema.LeRobotDataConfig) -> int | None:
 def check_action_dims(model_config: pi0_config.Pi0Config, robot_action_dim: int | None, where: str) -> None:
     """The loss's action groups and the data's real action dims say the same thing: a group other than padding
     that reaches past the real dims is an error (it would train on zero padding); real dims that no group names
-    join the padding group, which gets a warning naming them."""
+    join the padding group, which gets a warning naming them; padding kept out of the loss needs a group naming it."""
     groups = model_config.loss_weighting.groups
+    names_padding = groups is not None and _lw.PADDING_GROUP in groups.names
+    padded = robot_action_dim is not None and robot_action_dim < model_config.action_dim
+    if model_config.exclude_padding and padded and not names_padding:
+        raise ValueError(
+            f"{where}: --model.exclude-padding is on, but no action group names the model's padded dims "
+            f"{robot_action_dim}:{model_config.action_dim} (the data has {robot_action_dim} real action dims). Name the "
+            f"real dims' groups, e.g. --model.action-groups actions 0:{robot_action_dim} (the dims no group names "
+            "become the 'padding' group), or train on the padding too with --model.no-exclude-padding."
+        )
     if groups is None or robot_action_dim is None:
         return
     for name, dims in zip(groups.names, groups.dims):

@@ -214,10 +214,11 @@ def _sim_configs() -> list[TrainConfig]:
 def _registry() -> dict[str, TrainConfig]:
     mini_b1k = {"repo_id": DEMO_REPO_ID, "root": DEMO_DATASET_ROOT}
     # ``lerobot``: any LeRobot dataset from command-line flags alone (dataset, camera map, keys, state dims,
-    # action groups and weights); the state is used as stored, outputs keep the dataset's action dims.
+    # action groups and weights); the state is used as stored, outputs keep the dataset's action dims. It keeps the
+    # padded dims out of the loss: in closed loop that beat upstream's loss by resolved intervals (SOLUTIONS.md 8a).
     lerobot = TrainConfig(
         name="lerobot",
-        model=ModelConfig(pi05=True, loss_weighting_strategy="uniform"),
+        model=ModelConfig(pi05=True, loss_weighting_strategy="uniform", exclude_padding=True),
         data=LeRobotDataConfig(repo_id="", image_keys={}, robot="identity", robot_action_dim=None),
         weight_path=BASE_CHECKPOINTS["pi05"],
     )
