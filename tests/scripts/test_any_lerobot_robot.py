@@ -57,8 +57,9 @@ def test_the_generic_config_keeps_the_padding_out_of_the_loss(arm_root):
     def resolve(**model):
         return dataclasses.replace(base, data=data, model=dataclasses.replace(base.model, **model)).data_config()
 
-    resolve(action_groups={"xyz": "0:3", "gripper": "3"})
-    layout = dataclasses.replace(base.model, action_groups={"xyz": "0:3", "gripper": "3"})
+    groups = {"xyz": "0:3", "gripper": "3"}
+    resolve(action_groups=groups)
+    layout = dataclasses.replace(base.model, action_groups=groups)
     np.testing.assert_array_equal(layout.loss_weighting.real_dims, np.arange(base.model.action_dim) < 4)
     with pytest.raises(ValueError, match=r"no action group names the model's padded dims 4:32 .* actions 0:4"):
         resolve()
